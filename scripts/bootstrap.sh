@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Prepare everything the product and its tests need on a Debian machine:
+# Odoo 18.0 source, system packages, PostgreSQL, a Python venv.
+# Idempotent: a second run only checks. Sourced by the other scripts.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ODOO_SRC="${ODOO_SRC:-/opt/odoo/18.0}"
+PYTHON="${PYTHON:-python3.11}"
+VENV="${SMTP_INVOICING_VENV:-/opt/smtp_invoicing/venv}"
+export ODOO_SRC VENV ROOT
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+_apt_updated=0
+apt_install() {
+    if [ "$_apt_updated" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        _apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_odoo() {
+    if [ -f "$ODOO_SRC/odoo-bin" ]; then
+        return
+    fi
+    log "no Odoo at $ODOO_SRC: cloning Odoo 18.0"
+    git clone --quiet --depth 1 --branch 18.0 https://github.com/odoo/odoo.git "$ODOO_SRC" || {
+        log "cannot find or clone Odoo 18.0; set ODOO_SRC to an Odoo 18.0 source tree"
+        exit 2
+    }
+}
+
+ensure_system_packages() {
+    local missing=()
+    command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v wkhtmltopdf >/dev/null || missing+=(wkhtmltopdf)
+    command -v "$PYTHON" >/dev/null || missing+=(python3 python3-venv python3-dev)
+    [ -e /usr/include/libpq-fe.h ] || [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt_install "${missing[@]}" build-essential libxml2-dev libxslt1-dev libjpeg-dev \
+            zlib1g-dev libldap2-dev libsasl2-dev fonts-dejavu-core
+    fi
+}
+
+ensure_postgres() {
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        log "starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+        for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+    if ! psql -h 127.0.0.1 -U root -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+        log "creating PostgreSQL role root"
+        su postgres -c "psql -tAc \"create role root superuser login\"" >/dev/null
+    fi
+}
+
+ensure_venv() {
+    local stamp="$VENV/.smtp_invoicing-requirements"
+    local want
+    want="$(cat "$ODOO_SRC/requirements.txt" "$ROOT/requirements-dev.txt" | sha256sum | cut -c1-16)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return
+    fi
+    log "building Python environment in $VENV (first run takes a few minutes)"
+    mkdir -p "$(dirname "$VENV")"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    local tmp
+    tmp="$(mktemp -d)"
+    # Some pinned Odoo requirements build from source and need an old setuptools.
+    echo 'setuptools<70' >"$tmp/build-constraints.txt"
+    # python-ldap needs system LDAP headers and is used by auth_ldap only.
+    grep -v '^python-ldap' "$ODOO_SRC/requirements.txt" >"$tmp/odoo-requirements.txt"
+    "$VENV/bin/pip" install -q --build-constraint "$tmp/build-constraints.txt" \
+        -r "$tmp/odoo-requirements.txt" -r "$ROOT/requirements-dev.txt"
+    rm -rf "$tmp"
+    echo "$want" >"$stamp"
+}
+
+bootstrap() {
+    ensure_odoo
+    ensure_system_packages
+    ensure_postgres
+    ensure_venv
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    bootstrap
+fi

@@ -1,0 +1,28 @@
+{
+    "name": "SMTP Invoicing: send invoices from your own mailbox",
+    "summary": "Send invoices and payment reminders through the company's own "
+    "verified mailbox (Gmail, Microsoft 365, OVH, any SMTP), with encrypted passwords.",
+    "version": "18.0.1.0.0",
+    "category": "Accounting/Accounting",
+    "license": "LGPL-3",
+    "author": "smtp_invoicing",
+    "website": "https://github.com/smtp-invoicing/smtp_invoicing",
+    "depends": ["account", "mail"],
+    "external_dependencies": {"python": ["cryptography"]},
+    "data": [
+        "security/smtp_invoicing_security.xml",
+        "data/ir_cron_data.xml",
+        "views/ir_mail_server_views.xml",
+        "views/mail_template_views.xml",
+        "views/res_config_settings_views.xml",
+    ],
+    "assets": {
+        "web.assets_tests": [
+            "smtp_invoicing/static/src/tours/*.js",
+        ],
+    },
+    "post_init_hook": "_post_init_encrypt_passwords",
+    "uninstall_hook": "_uninstall_restore_passwords",
+    "installable": True,
+    "application": False,
+}

@@ -1,0 +1,354 @@
+"""Secure connection to a user's own SMTP mailbox, and a side-effect-free check of it.
+
+Pure Python (no Odoo). Every failure is reported as :class:`SmtpCheckError` with a
+machine-readable ``reason`` so that the caller can show an actionable message.
+"""
+import base64
+import hmac
+import logging
+import re
+import smtplib
+import socket
+import ssl
+import threading
+
+_logger = logging.getLogger(__name__)
+
+REASONS = (
+    "dns", "refused", "timeout", "wrong_protocol", "untrusted_certificate", "hostname_mismatch",
+    "no_starttls", "no_auth", "auth_failed", "app_password_required", "basic_auth_disabled",
+    "sender_refused", "send_as_denied", "temporary", "network", "protocol_error",
+)
+PROTOCOLS = ("starttls", "ssl")
+# Preference order for password mechanisms; all of them only ever run inside TLS.
+_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
+_MAX_AUTH_ROUNDS = 3
+# OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
+_MISMATCH_CODES = (62, 64)
+
+
+class SmtpCheckError(Exception):
+    """A classified SMTP failure; ``detail`` is the server's text, never a secret."""
+
+    def __init__(self, reason, smtp_code=None, detail=""):
+        if reason not in REASONS:
+            raise ValueError("unknown SMTP check reason %r" % (reason,))
+        self.reason, self.smtp_code, self.detail = reason, smtp_code, detail or ""
+        message = reason if smtp_code is None else "%s (%s)" % (reason, smtp_code)
+        super().__init__("%s: %s" % (message, self.detail) if self.detail else message)
+
+
+def make_ssl_context(ca_pem=None):
+    """Verifying TLS >= 1.2 client context: system CAs plus the optional extra CA PEM text."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = True
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if ca_pem:
+        try:
+            context.load_verify_locations(cadata=ca_pem)
+        except ssl.SSLError as exc:
+            raise ValueError("invalid CA certificate PEM: %s" % exc) from exc
+    return context
+
+
+class _Deadline:
+    """Overall time limit: shuts the TCP connection down when it expires.
+
+    Per-operation socket timeouts do not bound a server that drips one byte at a time,
+    so a timer shuts down a duplicate of the socket's descriptor; the duplicate stays valid
+    across the TLS wrapping and STARTTLS, which replace the Python socket object.
+    """
+
+    def __init__(self, seconds):
+        self.expired = False
+        self._lock = threading.Lock()
+        self._socket = None
+        self._done = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, sock):
+        with self._lock:
+            if self.expired:
+                raise socket.timeout("deadline expired")
+            self._socket = sock.dup()
+
+    def _expire(self):
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._socket is not None:
+                try:
+                    self._socket.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cancel(self):
+        """Stop the timer and release the duplicate descriptor (idempotent)."""
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
+class _GuardedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose TCP socket is registered with a :class:`_Deadline`."""
+
+    _deadline = None
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        try:
+            self._deadline.attach(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+class _GuardedSMTP_SSL(smtplib.SMTP_SSL, _GuardedSMTP):
+    """Implicit TLS: SMTP_SSL wraps the socket made (and guarded) by _GuardedSMTP."""
+
+
+def _text(resp):
+    if isinstance(resp, bytes):
+        return resp.decode("utf-8", "replace")
+    return str(resp or "")
+
+
+def _scrub(text, secrets):
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def _reply_reason(code):
+    return "temporary" if 400 <= code < 500 else "protocol_error"
+
+
+def _auth_reason(code, text):
+    lowered = text.lower()
+    if (code == 534 and re.search(r"\b5\.7\.9\b", text)) or "application-specific password" in lowered:
+        return "app_password_required"
+    if (code == 535 and "5.7.139" in text) or "5.7.30" in text or "basic authentication is disabled" in lowered:
+        return "basic_auth_disabled"
+    if code in (530, 534, 535):
+        return "auth_failed"
+    return _reply_reason(code)
+
+
+def _mail_reason(code, text):
+    if 400 <= code < 500:
+        return "temporary"
+    if code == 550 and ("5.7.60" in text or "sendasdenied" in text.lower()):
+        return "send_as_denied"
+    if 500 <= code < 600:
+        return "sender_refused"
+    return "protocol_error"
+
+
+def _classify(exc, stage, secrets=()):
+    """Map a low-level exception to a SmtpCheckError (``stage``: connect, tls, auth, mail)."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = _scrub(_text(exc.smtp_error), secrets)
+        code = exc.smtp_code
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return SmtpCheckError(_auth_reason(code, text), code, text)
+        return SmtpCheckError(_reply_reason(code), code, text)
+    detail = _scrub(str(exc), secrets)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        message = str(exc.verify_message or exc)
+        if exc.verify_code in _MISMATCH_CODES or "Hostname mismatch" in message or "IP address mismatch" in message:
+            return SmtpCheckError("hostname_mismatch", detail=message)
+        return SmtpCheckError("untrusted_certificate", detail=message)
+    if isinstance(exc, ssl.SSLError):
+        return SmtpCheckError("wrong_protocol", detail=detail)
+    if isinstance(exc, socket.gaierror):
+        return SmtpCheckError("dns", detail=detail)
+    if isinstance(exc, ConnectionRefusedError):
+        return SmtpCheckError("refused", detail=detail)
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, TimeoutError):
+        exc = exc.__context__  # smtplib reports a read timeout as a disconnection
+    if isinstance(exc, TimeoutError):  # socket.timeout is an alias since Python 3.10
+        if stage == "connect":
+            detail = "no SMTP greeting in time (STARTTLS spoken to an implicit-TLS port?): %s" % detail
+        return SmtpCheckError("timeout", detail=detail)
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionResetError)):
+        # Hung up before/while greeting: typically STARTTLS spoken to an implicit-TLS port.
+        return SmtpCheckError("wrong_protocol" if stage == "connect" else "network", detail=detail)
+    if isinstance(exc, smtplib.SMTPException):
+        return SmtpCheckError("protocol_error", detail=detail)
+    if isinstance(exc, OSError):
+        return SmtpCheckError("network", detail=detail)
+    return None
+
+
+def _expired_error(error, deadline):
+    """The deadline shut the socket down: whatever broke after that is a timeout."""
+    if deadline.expired and error.reason in ("network", "wrong_protocol", "protocol_error", "timeout"):
+        return SmtpCheckError("timeout", detail="overall deadline exceeded")
+    return error
+
+
+def single_login(connection, user, password):
+    """Authenticate with exactly one AUTH exchange using the best advertised mechanism.
+
+    ``smtplib.SMTP.login()`` retries every mechanism the server offers, which multiplies
+    failed attempts (and lockout risk), so it is not used. Raises SmtpCheckError.
+    """
+    advertised = connection.esmtp_features.get("auth", "").upper().split()
+    mechanism = next((m for m in _MECHANISMS if m in advertised), None)
+    if mechanism is None:
+        raise SmtpCheckError("no_auth", detail="no supported AUTH mechanism in: %s" % " ".join(advertised))
+    # UTF-8 per RFC 4616; smtplib.SMTP.auth() would reject non-ASCII passwords.
+    user_b, password_b = (user or "").encode("utf-8"), (password or "").encode("utf-8")
+    plain = b"\0" + user_b + b"\0" + password_b
+    login_answers = [user_b, password_b]
+
+    def respond(challenge):
+        if mechanism == "PLAIN":
+            return plain
+        if mechanism == "LOGIN":
+            return login_answers.pop(0) if login_answers else b""
+        return user_b + b" " + hmac.new(password_b, challenge, "md5").hexdigest().encode("ascii")
+
+    secrets = (password, _b64(plain), _b64(password_b))
+    _logger.debug("SMTP AUTH %s as %s", mechanism, user)
+    try:
+        if mechanism == "PLAIN":
+            code, resp = connection.docmd("AUTH", "PLAIN " + _b64(plain))
+        else:
+            code, resp = connection.docmd("AUTH", mechanism)
+        rounds = 0
+        while code == 334 and rounds < _MAX_AUTH_ROUNDS:
+            rounds += 1
+            try:
+                challenge = base64.b64decode(resp, validate=True)
+            except ValueError:
+                challenge = b""
+            code, resp = connection.docmd(_b64(respond(challenge)))
+        if code == 334:
+            connection.docmd("*")  # RFC 4954 cancel
+            raise smtplib.SMTPResponseException(code, b"AUTH exchange did not finish")
+    except SmtpCheckError:
+        raise
+    except Exception as exc:
+        error = _classify(exc, "auth", secrets)
+        if error is None:
+            raise
+        raise error from exc
+    if code != 235:
+        text = _scrub(_text(resp), secrets)
+        raise SmtpCheckError(_auth_reason(code, text), code, text)
+
+
+def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local_hostname):
+    """Connect, secure and authenticate under ``deadline`` (a _Deadline); returns the connection."""
+    if protocol not in PROTOCOLS:
+        raise ValueError("protocol must be one of %s" % (PROTOCOLS,))
+    context = make_ssl_context(ca_pem)
+    if protocol == "ssl":
+        connection = _GuardedSMTP_SSL(local_hostname=local_hostname, timeout=timeout, context=context)
+    else:
+        connection = _GuardedSMTP(local_hostname=local_hostname, timeout=timeout)
+    connection._deadline = deadline
+    connection._host = host  # smtplib only sets it in __init__; TLS uses it as server_hostname
+    stage = "connect"
+    try:
+        _logger.debug("SMTP connecting to %s:%s (%s)", host, port, protocol)
+        connection.connect(host, port)
+        stage = "tls"
+        connection.ehlo_or_helo_if_needed()
+        if protocol == "starttls":
+            # STARTTLS is mandatory before AUTH: RFC 3207, and credentials must never cross in clear text.
+            if not connection.has_extn("starttls"):
+                raise SmtpCheckError("no_starttls", detail="server does not offer STARTTLS")
+            connection.starttls(context=context)
+            connection.ehlo()
+        if not connection.has_extn("auth"):
+            raise SmtpCheckError("no_auth", detail="server does not offer AUTH")
+        stage = "auth"
+        single_login(connection, user, password)
+        return connection
+    except SmtpCheckError as error:
+        connection.close()
+        raise _expired_error(error, deadline)
+    except Exception as exc:
+        connection.close()
+        error = _classify(exc, stage, (password,))
+        if error is None:
+            raise
+        raise _expired_error(error, deadline) from exc
+
+
+def _log_failure(host, port, error):
+    _logger.info("SMTP check of %s:%s failed: %s", host, port, error.reason)
+
+
+def open_session(host, port, protocol, user, password, *, ca_pem=None, timeout=20.0, deadline=60.0,
+                 local_hostname=None):
+    """Return an authenticated ``smtplib.SMTP`` over verified TLS, or raise SmtpCheckError.
+
+    ``protocol`` is "starttls" or "ssl" (implicit TLS). ``timeout`` bounds each socket
+    operation, ``deadline`` the whole setup. The caller sends with the result and quits it.
+    """
+    guard = _Deadline(deadline)
+    try:
+        connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, local_hostname)
+    except SmtpCheckError as error:
+        _log_failure(host, port, error)
+        raise
+    finally:
+        guard.cancel()
+    if guard.expired:  # fired between success and cancel(): the socket is already shut down
+        connection.close()
+        raise SmtpCheckError("timeout", detail="overall deadline exceeded")
+    return connection
+
+
+def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, timeout=20.0, deadline=60.0):
+    """Check connection, TLS, login and that MAIL FROM:<sender_email> is accepted; never sends DATA."""
+    guard = _Deadline(deadline)
+    try:
+        connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, None)
+        try:
+            options = []
+            if not sender_email.isascii():
+                if not connection.has_extn("smtputf8"):
+                    raise SmtpCheckError("sender_refused", detail="server does not support non-ASCII addresses")
+                connection.command_encoding = "utf-8"
+                options = ["SMTPUTF8"]
+            try:
+                code, resp = connection.mail(sender_email, options)
+            except Exception as exc:
+                error = _classify(exc, "mail", (password,))
+                if error is None:
+                    raise
+                raise _expired_error(error, guard) from exc
+            if code != 250:
+                text = _scrub(_text(resp), (password,))
+                raise SmtpCheckError(_mail_reason(code, text), code, text)
+            try:  # the check already succeeded; a failing goodbye does not change that
+                connection.rset()
+                connection.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        finally:
+            connection.close()
+    except SmtpCheckError as error:
+        _log_failure(host, port, error)
+        raise
+    finally:
+        guard.cancel()
+    _logger.debug("SMTP check of %s:%s succeeded", host, port)

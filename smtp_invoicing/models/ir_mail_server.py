@@ -1,0 +1,503 @@
+import contextvars
+import logging
+import os
+from datetime import timedelta
+
+from odoo import _, api, fields, models, modules, tools
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import email_normalize, formataddr
+from odoo.tools.sql import escape_psql
+
+from ..lib import crypto, presets, smtp, validation
+
+_logger = logging.getLogger(__name__)
+
+# Plaintext passwords are only computed inside ``connect()``: a context key
+# could be forged by any RPC caller, a context variable cannot.
+_DECRYPTING = contextvars.ContextVar("smtp_invoicing_decrypting", default=False)
+
+ENABLED_PARAM = "smtp_invoicing.enabled"
+DEFAULT_TIMEOUT = 20
+DEFAULT_DEADLINE = 45
+DEFAULT_REVERIFY_HOURS = 24
+VERIFY_BATCH_SIZE = 10
+
+
+def secret_box():
+    """Return the SecretBox of this Odoo server's keys (environment, config file, key file)."""
+    raw = os.environ.get(crypto.ENV_VARIABLE) or tools.config.get(crypto.CONFIG_OPTION)
+    if raw:
+        keys = crypto.parse_keys(raw)
+    else:
+        keys = crypto.key_file_keys(tools.config["data_dir"])
+    return crypto.SecretBox(keys)
+
+
+class IrMailServer(models.Model):
+    _name = "ir.mail_server"
+    _inherit = ["ir.mail_server", "mail.thread"]
+
+    smtp_invoicing_mailbox = fields.Boolean(
+        string="Own Mailbox",
+        help="A company mailbox used to send invoices and reminders, verified before use. "
+        "It only carries the mails of the email templates that chose it.",
+    )
+    sender_name = fields.Char(help="Name shown to customers, e.g. 'ACME Billing'.")
+    sender_email = fields.Char(help="Address the mails are sent from; it must belong to the mailbox.")
+    verification_state = fields.Selection(
+        [("draft", "Draft"), ("pending", "Pending"), ("verified", "Verified"), ("failed", "Failed")],
+        string="Status",
+        default="draft",
+        required=True,
+        readonly=True,
+        copy=False,
+        index=True,
+    )
+    verification_message = fields.Text(readonly=True, copy=False)
+    smtp_invoicing_verified_at = fields.Datetime(string="Last Verification", readonly=True, copy=False)
+    smtp_invoicing_preset = fields.Selection(presets.SELECTION, string="Provider", default="custom")
+    smtp_invoicing_company_id = fields.Many2one(
+        "res.company",
+        string="Company",
+        default=lambda self: self.env.company,
+        index=True,
+        help="Only this company's users and records use this mailbox. Leave empty to share it.",
+    )
+    smtp_invoicing_ca_cert = fields.Text(
+        string="Extra CA Certificate",
+        groups="base.group_system",
+        help="PEM certificate of the authority that signed a self-hosted server's certificate. "
+        "Public providers (Gmail, Microsoft 365, OVH) need nothing here.",
+    )
+    smtp_invoicing_password_enc = fields.Char(groups="base.group_system", copy=False)
+    smtp_invoicing_password_set = fields.Boolean(
+        string="Password Saved", compute="_compute_smtp_invoicing_password_set"
+    )
+    # Stored encrypted in smtp_invoicing_password_enc; the column of core's
+    # field stays empty and is only filled back at uninstall.
+    smtp_pass = fields.Char(
+        compute="_compute_smtp_pass",
+        inverse="_inverse_smtp_pass",
+        store=False,
+        groups="base.group_system",
+    )
+
+    # ------------------------------------------------------------------
+    # Password
+    # ------------------------------------------------------------------
+
+    @api.depends("smtp_invoicing_password_enc")
+    def _compute_smtp_pass(self):
+        decrypting = _DECRYPTING.get()
+        for server in self:
+            server.smtp_pass = server._smtp_invoicing_password() if decrypting else False
+
+    def _inverse_smtp_pass(self):
+        for server in self:
+            # An empty value never erases a saved password: forms send it
+            # blank since the plaintext is never shown.
+            if server.smtp_pass:
+                token = secret_box().encrypt(server.smtp_pass, server._smtp_invoicing_secret_context())
+                server.sudo().smtp_invoicing_password_enc = token
+        self.invalidate_recordset(["smtp_pass"])
+
+    @api.depends("smtp_invoicing_password_enc")
+    def _compute_smtp_invoicing_password_set(self):
+        for server in self.sudo():
+            server.smtp_invoicing_password_set = bool(server.smtp_invoicing_password_enc)
+
+    def _smtp_invoicing_secret_context(self):
+        self.ensure_one()
+        return f"{self.env.cr.dbname}:ir.mail_server:{self.id}"
+
+    def _smtp_invoicing_password(self):
+        """Return the plaintext password; UserError when it cannot be decrypted."""
+        self.ensure_one()
+        token = self.sudo().smtp_invoicing_password_enc
+        if not token:
+            return False
+        try:
+            return secret_box().decrypt(token, self._smtp_invoicing_secret_context())
+        except (crypto.SecretError, ValueError) as error:
+            _logger.warning("Password of mail server %s cannot be decrypted: %s", self.id, error)
+            raise UserError(self._smtp_invoicing_secret_message()) from None
+
+    def _smtp_invoicing_secret_message(self):
+        return _(
+            "The password of “%(name)s” must be entered again: this Odoo server cannot decrypt it "
+            "(its encryption key is missing or was changed).",
+            name=self.name,
+        )
+
+    def _smtp_invoicing_encrypt_plain_passwords(self):
+        """Move every clear password of core's column into the encrypted field.
+
+        Called at install and by the key rotation command; idempotent.
+        """
+        self.env.cr.execute(
+            "SELECT id, smtp_pass FROM ir_mail_server WHERE smtp_pass IS NOT NULL AND smtp_pass != ''"
+        )
+        rows = self.env.cr.fetchall()
+        box = secret_box()
+        for server_id, plaintext in rows:
+            server = self.browse(server_id)
+            token = box.encrypt(plaintext, server._smtp_invoicing_secret_context())
+            self.env.cr.execute(
+                "UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s, smtp_pass = NULL WHERE id = %s",
+                (token, server_id),
+            )
+        self.invalidate_model(["smtp_pass", "smtp_invoicing_password_enc"])
+        return len(rows)
+
+    def _smtp_invoicing_restore_plain_passwords(self):
+        """Put decryptable passwords back in core's column (uninstall)."""
+        servers = self.with_context(active_test=False).sudo().search([("smtp_invoicing_password_enc", "!=", False)])
+        restored = 0
+        for server in servers:
+            try:
+                plaintext = server._smtp_invoicing_password()
+            except UserError:
+                _logger.warning("Mail server %s: password not restored, it cannot be decrypted", server.id)
+                continue
+            self.env.cr.execute("UPDATE ir_mail_server SET smtp_pass = %s WHERE id = %s", (plaintext, server.id))
+            restored += 1
+        return restored
+
+    # ------------------------------------------------------------------
+    # Onchange and constraints
+    # ------------------------------------------------------------------
+
+    @api.onchange("smtp_invoicing_preset")
+    def _onchange_smtp_invoicing_preset(self):
+        for server in self:
+            server.update(presets.preset_values(server.smtp_invoicing_preset))
+
+    @api.onchange("smtp_encryption")
+    def _onchange_encryption(self):
+        """Keep core's port suggestion, but 587 for STARTTLS mailboxes (submission port)."""
+        result = super()._onchange_encryption()
+        if self.smtp_invoicing_mailbox and self.smtp_encryption == "starttls":
+            self.smtp_port = 587
+        return result
+
+    @api.constrains(
+        "smtp_invoicing_mailbox", "sender_name", "sender_email", "smtp_host", "smtp_port",
+        "smtp_encryption", "smtp_authentication",
+    )
+    def _check_smtp_invoicing_settings(self):
+        for server in self.filtered("smtp_invoicing_mailbox"):
+            if validation.has_control_chars(server.sender_name) or validation.has_control_chars(server.name):
+                raise ValidationError(_("The sender name of “%(name)s” must fit on one line.", name=server.name))
+            if not server.sender_email or validation.has_control_chars(server.sender_email) \
+                    or len(tools.email_split(server.sender_email)) != 1 or not email_normalize(server.sender_email):
+                raise ValidationError(_(
+                    "“%(email)s” is not a valid sender email for “%(name)s”: enter one address such as billing@example.com.",
+                    email=server.sender_email or "", name=server.name,
+                ))
+            if not validation.is_valid_host(server.smtp_host):
+                raise ValidationError(_(
+                    "“%(host)s” is not a valid server name for “%(name)s”: enter a host name such as smtp.gmail.com "
+                    "or an IP address, without spaces, “http://” or port.",
+                    host=server.smtp_host or "", name=server.name,
+                ))
+            if not validation.is_valid_port(server.smtp_port):
+                raise ValidationError(_(
+                    "The port of “%(name)s” must be between 1 and 65535 (usually 587 for TLS or 465 for SSL).",
+                    name=server.name,
+                ))
+            if server.smtp_encryption not in ("starttls", "ssl"):
+                raise ValidationError(_(
+                    "“%(name)s” must use an encrypted protocol: TLS (STARTTLS) or SSL. "
+                    "Passwords are never sent unencrypted.",
+                    name=server.name,
+                ))
+            if server.smtp_authentication != "login":
+                raise ValidationError(_("“%(name)s” must authenticate with a user name and password.", name=server.name))
+
+    @api.constrains("smtp_invoicing_mailbox", "smtp_user", "smtp_invoicing_company_id")
+    def _check_smtp_invoicing_user(self):
+        for server in self.sudo().filtered("smtp_invoicing_mailbox"):
+            if not server._smtp_invoicing_licensed_user():
+                raise ValidationError(server._smtp_invoicing_license_message())
+
+    def _smtp_invoicing_licensed_user(self):
+        """Return the active internal user whose login or email is this mailbox's user name."""
+        self.ensure_one()
+        user_name = email_normalize(self.sudo().smtp_user or "")
+        if not user_name or validation.has_control_chars(self.sudo().smtp_user):
+            return self.env["res.users"]
+        company = self.smtp_invoicing_company_id
+        domain = [
+            ("share", "=", False),
+            "|", ("login", "=ilike", escape_psql(user_name)), ("email_normalized", "=", user_name),
+        ]
+        if company:
+            domain.append(("company_ids", "in", company.ids))
+        # sudo: the rule is about the database's licences, not what the admin can see.
+        return self.env["res.users"].sudo().search(domain, limit=1)
+
+    def _smtp_invoicing_license_message(self):
+        return _(
+            "The user name “%(user)s” of “%(name)s” must be the login or email of an active internal user "
+            "of %(company)s: only mailboxes of licensed users can send invoices.",
+            user=self.sudo().smtp_user or "",
+            name=self.name,
+            company=self.smtp_invoicing_company_id.name or _("this database"),
+        )
+
+    # ------------------------------------------------------------------
+    # CRUD
+    # ------------------------------------------------------------------
+
+    def write(self, vals):
+        """A changed connection setting invalidates a previous verification."""
+        connection_fields = {
+            "smtp_host", "smtp_port", "smtp_encryption", "smtp_user", "smtp_pass", "sender_email",
+            "smtp_invoicing_ca_cert", "smtp_invoicing_company_id",
+        }
+        if connection_fields.intersection(vals) and "verification_state" not in vals:
+            to_reset = self.filtered(lambda s: s.smtp_invoicing_mailbox and s.verification_state != "draft")
+            result = super().write(vals)
+            if to_reset:
+                to_reset.write({"verification_state": "draft", "verification_message": False})
+                for server in to_reset:
+                    server._message_log(body=_("Settings changed: the mailbox must be verified again."))
+            return result
+        return super().write(vals)
+
+    def copy_data(self, default=None):
+        """A copy starts unverified and without password: secrets are never duplicated."""
+        vals_list = super().copy_data(default=default)
+        for vals in vals_list:
+            vals.pop("smtp_pass", None)
+        return vals_list
+
+    # ------------------------------------------------------------------
+    # Verification
+    # ------------------------------------------------------------------
+
+    def action_verify(self):
+        """Queue the verification of the selected mailboxes (button and list action)."""
+        mailboxes = self.filtered("smtp_invoicing_mailbox")
+        if not mailboxes:
+            raise UserError(_("Only own-mailbox SMTP settings can be verified here."))
+        mailboxes.write({
+            "verification_state": "pending",
+            "verification_message": _("Verification requested; it runs in the background in a few seconds."),
+        })
+        for server in mailboxes:
+            server._message_log(body=_("Verification requested."))
+        self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
+        return True
+
+    @api.model
+    def _smtp_invoicing_verification_domain(self):
+        hours = int(self.env["ir.config_parameter"].sudo().get_param(
+            "smtp_invoicing.reverify_hours", DEFAULT_REVERIFY_HOURS))
+        stale = fields.Datetime.now() - timedelta(hours=hours)
+        return [
+            ("smtp_invoicing_mailbox", "=", True),
+            "|", ("verification_state", "=", "pending"),
+            "&", ("verification_state", "=", "verified"),
+            "|", ("smtp_invoicing_verified_at", "=", False), ("smtp_invoicing_verified_at", "<=", stale),
+        ]
+
+    @api.model
+    def _cron_verify_mail_servers(self):
+        """Scheduled action: verify pending mailboxes, then re-verify stale verified ones.
+
+        Works in bounded batches; the cron framework commits after each batch
+        and calls again while ``remaining`` is positive.
+        """
+        domain = self._smtp_invoicing_verification_domain()
+        servers = self.search(domain, order="verification_state, id", limit=VERIFY_BATCH_SIZE)
+        servers = servers._smtp_invoicing_lock()
+        for server in servers:
+            server._smtp_invoicing_verify()
+        remaining = self.search_count(domain)
+        self.env["ir.cron"]._notify_progress(done=len(servers), remaining=remaining)
+        return True
+
+    def _smtp_invoicing_lock(self):
+        """Return the servers of self not being verified by another worker."""
+        if not self:
+            return self
+        self.env.cr.execute(
+            "SELECT id FROM ir_mail_server WHERE id IN %s FOR UPDATE SKIP LOCKED", [tuple(self.ids)]
+        )
+        locked = {row[0] for row in self.env.cr.fetchall()}
+        return self.filtered(lambda s: s.id in locked)
+
+    def _smtp_invoicing_verify(self):
+        """Verify one mailbox and record the result; never raises."""
+        self.ensure_one()
+        server = self.sudo()
+        try:
+            if not server._smtp_invoicing_licensed_user():
+                raise UserError(server._smtp_invoicing_license_message())
+            password = server._smtp_invoicing_password()
+            if not password:
+                raise UserError(_("Enter the password of the mailbox, then verify again."))
+            timeout, deadline = server._smtp_invoicing_timeouts()
+            smtp.verify(
+                server.smtp_host, server.smtp_port, server.smtp_encryption, server.smtp_user, password,
+                email_normalize(server.sender_email),
+                ca_pem=server.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
+            )
+        except smtp.SmtpCheckError as error:
+            server._smtp_invoicing_set_state("failed", server._smtp_invoicing_reason_message(error))
+        except UserError as error:
+            server._smtp_invoicing_set_state("failed", error.args[0])
+        except Exception:
+            _logger.exception("Unexpected error while verifying mail server %s", server.id)
+            server._smtp_invoicing_set_state("failed", _(
+                "Unexpected error during the verification. Try again; if it persists, contact your Odoo administrator."))
+        else:
+            server._smtp_invoicing_set_state("verified", _(
+                "Verified: Odoo connected securely, logged in and may send as %(email)s.", email=server.sender_email))
+
+    def _smtp_invoicing_timeouts(self):
+        params = self.env["ir.config_parameter"].sudo()
+        timeout = float(params.get_param("smtp_invoicing.verify_timeout", DEFAULT_TIMEOUT))
+        deadline = float(params.get_param("smtp_invoicing.verify_deadline", DEFAULT_DEADLINE))
+        return timeout, max(deadline, timeout)
+
+    def _smtp_invoicing_set_state(self, state, message):
+        self.ensure_one()
+        values = {"verification_state": state, "verification_message": message}
+        if state == "verified":
+            values["smtp_invoicing_verified_at"] = fields.Datetime.now()
+        changed = self.verification_state != state or self.verification_message != message
+        self.write(values)
+        if changed:
+            label = dict(self._fields["verification_state"]._description_selection(self.env))[state]
+            self._message_log(body=_("Status: %(state)s. %(message)s", state=label, message=message))
+        _logger.info("Mail server %s verification: %s", self.id, state)
+
+    def _smtp_invoicing_reason_message(self, error):
+        """Translate a verification failure into words an accountant understands."""
+        host, port = self.smtp_host, self.smtp_port
+        email, user = self.sender_email, self.sudo().smtp_user
+        reason = error.reason
+        if reason == "dns":
+            return _("The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", host=host)
+        if reason == "refused":
+            return _(
+                "The server %(host)s refused the connection on port %(port)s. Check the port: usually 587 with TLS "
+                "or 465 with SSL.", host=host, port=port)
+        if reason == "timeout":
+            return _(
+                "The server %(host)s did not answer in time on port %(port)s. Check the host and port; a firewall "
+                "may block outgoing mail.", host=host, port=port)
+        if reason == "wrong_protocol":
+            return _(
+                "The server does not use the chosen protocol on port %(port)s. Use TLS (STARTTLS) with port 587, "
+                "or SSL with port 465.", port=port)
+        if reason == "untrusted_certificate":
+            return _(
+                "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
+                "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
+                "in the Advanced tab.", host=host)
+        if reason == "hostname_mismatch":
+            return _(
+                "The security certificate of the server was issued for another name than “%(host)s”, so Odoo did "
+                "not send your password. Use the exact host name given by your provider.", host=host)
+        if reason == "no_starttls":
+            return _(
+                "The server %(host)s does not offer an encrypted connection (STARTTLS) on port %(port)s. Odoo never "
+                "sends a password unencrypted: use SSL on port 465, or ask your provider.", host=host, port=port)
+        if reason == "no_auth":
+            return _("The server %(host)s does not accept a login on port %(port)s. Check the port with your provider.",
+                     host=host, port=port)
+        if reason == "auth_failed":
+            return _(
+                "The user name or password was refused. Check them; for Gmail, use an App Password, not your usual "
+                "password (Google Account › Security › App passwords).")
+        if reason == "app_password_required":
+            return _(
+                "Gmail requires an App Password for this account: 1. In your Google Account, open Security and turn "
+                "on 2-Step Verification. 2. In Security › App passwords, create an App Password. 3. Paste the "
+                "16-character App Password here instead of your usual password, save and verify again.")
+        if reason == "basic_auth_disabled":
+            return _(
+                "Microsoft 365 refused the login: basic authentication (Authenticated SMTP) is disabled for this "
+                "mailbox or organisation. Ask your Microsoft 365 administrator to enable Authenticated SMTP for "
+                "%(user)s.", user=user)
+        if reason == "sender_refused":
+            return _(
+                "The server refused to send as %(email)s: the sender email must belong to the mailbox %(user)s "
+                "(or be an alias it may use).", email=email, user=user)
+        if reason == "send_as_denied":
+            return _(
+                "Microsoft 365 refused to send as %(email)s (SendAsDenied): give %(user)s the “Send As” permission "
+                "on this address, or use the mailbox's own address as sender email.", email=email, user=user)
+        if reason == "temporary":
+            return _("The server answered with a temporary error; try again in a few minutes. (%(detail)s)",
+                     detail=error.detail)
+        if reason == "network":
+            return _("The connection to %(host)s was interrupted. Try again in a few minutes.", host=host)
+        return _("The server %(host)s answered unexpectedly: %(detail)s", host=host, detail=error.detail)
+
+    # ------------------------------------------------------------------
+    # Sending
+    # ------------------------------------------------------------------
+
+    def _smtp_invoicing_is_enabled(self):
+        return tools.str2bool(self.env["ir.config_parameter"].sudo().get_param(ENABLED_PARAM, "False"))
+
+    def connect(self, host=None, port=None, user=None, password=None, encryption=None,
+                smtp_from=None, ssl_certificate=None, ssl_private_key=None, smtp_debug=False,
+                mail_server_id=None, allow_archived=False):
+        """Own mailboxes connect with verified TLS and their sender identity; others as core does.
+
+        Called by ``mail.mail.send()`` once per batch and by ``send_email()``.
+        """
+        mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
+        if mailbox.smtp_invoicing_mailbox and not modules.module.current_test:
+            if not allow_archived and not mailbox.active:
+                raise UserError(_('The server "%s" cannot be used because it is archived.', mailbox.display_name))
+            return mailbox._smtp_invoicing_connect()
+        token = _DECRYPTING.set(True)
+        try:
+            return super().connect(
+                host=host, port=port, user=user, password=password, encryption=encryption,
+                smtp_from=smtp_from, ssl_certificate=ssl_certificate, ssl_private_key=ssl_private_key,
+                smtp_debug=smtp_debug, mail_server_id=mail_server_id, allow_archived=allow_archived,
+            )
+        finally:
+            _DECRYPTING.reset(token)
+            # the plaintext must not outlive the connection in the ORM cache
+            self.env["ir.mail_server"].invalidate_model(["smtp_pass"])
+
+    def _smtp_invoicing_connect(self):
+        """Open an authenticated, verified session sending as the mailbox's identity."""
+        self.ensure_one()
+        password = self._smtp_invoicing_password()
+        timeout, deadline = self._smtp_invoicing_timeouts()
+        try:
+            connection = smtp.open_session(
+                self.smtp_host, self.smtp_port, self.smtp_encryption, self.smtp_user, password or "",
+                ca_pem=self.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
+            )
+        except smtp.SmtpCheckError as error:
+            raise UserError(self._smtp_invoicing_reason_message(error)) from None
+        sender = email_normalize(self.sender_email)
+        # Core's _prepare_email_message() puts smtp_from in the From header and
+        # its address in MAIL FROM: the mailbox's identity, never spoofed.
+        connection.from_filter = sender
+        connection.smtp_from = formataddr((self.sender_name or "", sender))
+        return connection
+
+    def _find_mail_server(self, email_from, mail_servers=None):
+        """Own mailboxes only carry mails whose template chose them: never a fallback."""
+        if mail_servers is None:
+            mail_servers = self.sudo().search([], order="sequence")
+        mail_servers = mail_servers.filtered(lambda server: not server.smtp_invoicing_mailbox)
+        return super()._find_mail_server(email_from, mail_servers=mail_servers)
+
+    def _smtp_invoicing_accepts(self, company):
+        """True when this mailbox may carry a mail of ``company``'s records."""
+        self.ensure_one()
+        if not self._smtp_invoicing_is_enabled():
+            return False
+        return not self.smtp_invoicing_company_id or not company or company == self.smtp_invoicing_company_id

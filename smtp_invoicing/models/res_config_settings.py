@@ -1,0 +1,19 @@
+from odoo import fields, models
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    smtp_invoicing_enabled = fields.Boolean(
+        string="Send from my own mailbox",
+        config_parameter="smtp_invoicing.enabled",
+        help="Send invoices and reminders through the company's own verified mailboxes.",
+    )
+
+    def action_smtp_invoicing_open_mailboxes(self):
+        return self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.action_smtp_invoicing_mail_servers")
+
+    def action_smtp_invoicing_open_templates(self):
+        action = self.env["ir.actions.act_window"]._for_xml_id("mail.action_email_template_tree_all")
+        action["domain"] = [("model", "=", "account.move")]
+        return action

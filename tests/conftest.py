@@ -1,0 +1,123 @@
+"""Boot Odoo once for the whole pytest session, on a database with the module installed.
+
+Odoo's test classes (TransactionCase, HttpCase) then run as ordinary pytest
+items. The database is prepared by scripts/test.sh (``SMTP_INVOICING_TEST_DB``).
+Skipped tests count as failures: a test that does not run proves nothing.
+"""
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+import threading
+
+import pytest
+
+ODOO_SRC = os.environ.get("ODOO_SRC", "/opt/odoo/18.0")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+for path in (ODOO_SRC, TESTS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+DB_NAME = os.environ.get("SMTP_INVOICING_TEST_DB", "smtp_invoicing_test")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _odoo_tests_wanted(config):
+    # the pure tests (test_smtp_lib.py alone) do not need Odoo
+    args = [str(arg) for arg in config.args]
+    return not args or any("test_smtp_lib" not in arg for arg in args)
+
+
+def pytest_configure(config):
+    if not _odoo_tests_wanted(config):
+        return
+    import odoo
+    from odoo.service import server
+
+    data_dir = os.environ.get("SMTP_INVOICING_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="smtp_invoicing_data_")
+    odoo.tools.config.parse_config(setup_logging=True, args=[
+        "--database", DB_NAME,
+        "--addons-path", f"{ODOO_SRC}/odoo/addons,{ROOT}",
+        "--db_host", "127.0.0.1",
+        "--db_user", os.environ.get("PGUSER", "root"),
+        "--data-dir", data_dir,
+        "--http-interface", "127.0.0.1",
+        "--http-port", str(_free_port()),
+        "--log-level", os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
+        "--without-demo", "all",
+        "--workers", "0",
+        "--max-cron-threads", "0",
+    ])
+    odoo.service.server.load_server_wide_modules()
+    registry = odoo.modules.registry.Registry(DB_NAME)
+    # after loading: with test_enable set, loading would run the addons' own tests
+    odoo.tools.config["test_enable"] = True
+    odoo.modules.module.current_test = True
+    threading.current_thread().testing = True
+    with registry.cursor() as cr:
+        cr.execute("SELECT state FROM ir_module_module WHERE name = 'smtp_invoicing'")
+        row = cr.fetchone()
+        if not row or row[0] != "installed":
+            raise pytest.UsageError(f"smtp_invoicing is not installed in database {DB_NAME}: run scripts/test.sh")
+    # Odoo's BaseCase.run() asks its result object whether the test passed
+    from _pytest.unittest import TestCaseFunction
+
+    TestCaseFunction.wasSuccessful = lambda self: not getattr(self, "_excinfo", None)
+    # HttpCase needs the HTTP server Odoo's own runner starts
+    server.server = server.ThreadedServer(odoo.http.root)
+    server.server.http_spawn()
+
+
+class _ErrorLogCollector(logging.Handler):
+    """Odoo's runner fails a test that logs an error; so does this suite."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _odoo_test_context(request):
+    """Make the running test Odoo's current test, and fail it on logged errors."""
+    instance = getattr(request.node, "_testcase", None) or request.instance
+    collector = _ErrorLogCollector()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    previous = None
+    if "odoo" in sys.modules and instance is not None:
+        import odoo
+
+        previous = odoo.modules.module.current_test
+        odoo.modules.module.current_test = instance
+    try:
+        yield
+    finally:
+        root.removeHandler(collector)
+        if previous is not None:
+            import odoo
+
+            odoo.modules.module.current_test = previous
+    if collector.records:
+        pytest.fail("errors were logged:\n" + "\n".join(r.getMessage() for r in collector.records))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Turn every skip into a failure: CI must never pass on tests that did not run."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"test was skipped, which this suite treats as a failure: {reason}"

@@ -1,0 +1,264 @@
+"""smtp_invoicing/lib/smtp.py against real SMTP servers on 127.0.0.1 (pure, no Odoo)."""
+import importlib.util
+import logging
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from smtp_servers import DripServer, Pki, SilentListener, SmtpServer, closed_port  # noqa: E402
+
+# Loaded by path: importing the addon package would import Odoo.
+_LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib", "smtp.py")
+_spec = importlib.util.spec_from_file_location("smtp_invoicing_lib_smtp", _LIB)
+smtp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(smtp)
+
+USER, PASSWORD, SENDER = "billing@example.com", "s3cr3t-Pässwörd", "billing@example.com"
+GMAIL_534 = (534, "5.7.9 Application-specific password required. Learn more at "
+                  "https://support.google.com/mail/?p=InvalidSecondFactor")
+OUTLOOK_535 = (535, "5.7.139 Authentication unsuccessful, basic authentication is disabled")
+NOT_OWNED = (553, "5.7.1 Sender address rejected: not owned by user")
+SEND_AS = (550, "5.7.60 SMTP; Client does not have permissions to send as this sender")
+
+
+@pytest.fixture(scope="module")
+def pki():
+    with Pki() as value:
+        yield value
+
+
+def server(pki, mode="starttls", cert=None, **options):
+    return SmtpServer(mode=mode, cert=cert or pki.leaf(), users={USER: PASSWORD}, **options)
+
+
+def check(srv, pki, protocol=None, password=PASSWORD, ca_pem=True, **options):
+    """verify() against ``srv``; returns the SmtpCheckError or None."""
+    try:
+        smtp.verify(srv.host, srv.port, protocol or srv.mode, USER, password, SENDER,
+                    ca_pem=pki.ca_pem if ca_pem else None, **options)
+    except smtp.SmtpCheckError as error:
+        return error
+    return None
+
+
+def test_starttls_verify_succeeds_without_sending(pki):
+    """STARTTLS + one AUTH + MAIL FROM then RSET/QUIT succeeds and sends no message."""
+    with server(pki) as srv:
+        assert check(srv, pki) is None
+    assert srv.commands == ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RSET", "QUIT"]
+    assert srv.auth_attempts == [("PLAIN", USER, PASSWORD)]
+    assert srv.mail_from_commands == [SENDER]
+    assert srv.messages == [] and srv.connections == 1
+
+
+def test_implicit_tls_verify_succeeds(pki):
+    """Implicit TLS (SMTPS) verifies with one AUTH and no message."""
+    with server(pki, mode="ssl") as srv:
+        assert check(srv, pki) is None
+    assert srv.commands == ["EHLO", "AUTH", "MAIL", "RSET", "QUIT"]
+    assert len(srv.auth_attempts) == 1 and srv.messages == []
+
+
+def test_open_session_returns_authenticated_connection(pki):
+    """open_session() returns a usable authenticated connection that can send."""
+    with server(pki) as srv:
+        connection = smtp.open_session(srv.host, srv.port, "starttls", USER, PASSWORD, ca_pem=pki.ca_pem)
+        try:
+            connection.sendmail(SENDER, ["to@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
+        finally:
+            connection.quit()
+    assert [m.mail_from for m in srv.messages] == [SENDER]
+    assert srv.messages[0].message["Subject"] == "hi"
+
+
+def test_wrong_password_is_auth_failed_after_one_attempt(pki):
+    """A rejected password gives auth_failed after exactly one AUTH attempt."""
+    with server(pki) as srv:
+        error = check(srv, pki, password="wrong")
+    assert (error.reason, error.smtp_code) == ("auth_failed", 535)
+    assert "5.7.8" in error.detail
+    assert len(srv.auth_attempts) == 1 and srv.mail_from_commands == []
+
+
+def test_gmail_534_is_app_password_required(pki):
+    """Gmail's 534 5.7.9 maps to app_password_required."""
+    with server(pki, auth_reply=GMAIL_534) as srv:
+        error = check(srv, pki)
+    assert (error.reason, error.smtp_code) == ("app_password_required", 534)
+    assert len(srv.auth_attempts) == 1
+
+
+def test_outlook_535_5_7_139_is_basic_auth_disabled(pki):
+    """Outlook's 535 5.7.139 maps to basic_auth_disabled."""
+    with server(pki, auth_reply=OUTLOOK_535) as srv:
+        error = check(srv, pki)
+    assert (error.reason, error.smtp_code) == ("basic_auth_disabled", 535)
+
+
+def test_mail_from_553_is_sender_refused(pki):
+    """MAIL FROM answered 553 maps to sender_refused and sends nothing."""
+    with server(pki, mail_from_reply=NOT_OWNED) as srv:
+        error = check(srv, pki)
+    assert (error.reason, error.smtp_code) == ("sender_refused", 553)
+    assert "not owned" in error.detail and srv.messages == []
+
+
+def test_mail_from_550_5_7_60_is_send_as_denied(pki):
+    """MAIL FROM answered 550 5.7.60 maps to send_as_denied."""
+    with server(pki, mail_from_reply=SEND_AS) as srv:
+        error = check(srv, pki)
+    assert (error.reason, error.smtp_code) == ("send_as_denied", 550)
+
+
+def test_self_signed_certificate_is_untrusted(pki):
+    """A self-signed certificate (CA not supplied) is untrusted_certificate, before any AUTH."""
+    with server(pki, cert=pki.self_signed()) as srv:
+        error = check(srv, pki, ca_pem=False)
+    assert error.reason == "untrusted_certificate"
+    assert srv.auth_attempts == []
+
+
+def test_expired_certificate_is_untrusted(pki):
+    """An expired certificate is untrusted_certificate even with its CA supplied."""
+    with server(pki, cert=pki.expired()) as srv:
+        error = check(srv, pki)
+    assert error.reason == "untrusted_certificate"
+    assert "expired" in error.detail
+
+
+def test_certificate_for_other_host_is_hostname_mismatch(pki):
+    """A trusted certificate for another host name is hostname_mismatch."""
+    with server(pki, mode="ssl", cert=pki.wrong_host()) as srv:
+        error = check(srv, pki)
+    assert error.reason == "hostname_mismatch"
+    assert srv.auth_attempts == []
+
+
+def test_plain_server_offering_auth_gets_no_credentials(pki):
+    """A server without STARTTLS gets no_starttls and never receives credentials."""
+    with SmtpServer(mode="plain", users={USER: PASSWORD}, advertise_auth_without_tls=True) as srv:
+        error = check(srv, pki, protocol="starttls")
+    assert error.reason == "no_starttls"
+    assert srv.auth_attempts == [] and "AUTH" not in srv.commands
+
+
+def test_ssl_on_starttls_port_is_wrong_protocol(pki):
+    """Implicit TLS spoken to a STARTTLS port is wrong_protocol, immediately."""
+    with server(pki) as srv:
+        started = time.monotonic()
+        error = check(srv, pki, protocol="ssl", timeout=5)
+    assert error.reason == "wrong_protocol"
+    assert time.monotonic() - started < 2
+
+
+def test_starttls_on_implicit_tls_port_is_bounded_timeout(pki):
+    """STARTTLS spoken to an implicit-TLS port waits for a greeting that never comes: timeout, bounded."""
+    with server(pki, mode="ssl") as srv:
+        started = time.monotonic()
+        error = check(srv, pki, protocol="starttls", timeout=1, deadline=3)
+    assert error.reason == "timeout" and "implicit-TLS" in error.detail
+    assert time.monotonic() - started < 2.5
+    assert srv.auth_attempts == []
+
+
+def test_closed_port_is_refused():
+    """Nothing listening on the port gives refused."""
+    with pytest.raises(smtp.SmtpCheckError) as caught:
+        smtp.verify("127.0.0.1", closed_port(), "starttls", USER, PASSWORD, SENDER, timeout=2, deadline=3)
+    assert caught.value.reason == "refused"
+
+
+def test_unresolvable_host_is_dns():
+    """A host name that cannot resolve gives dns."""
+    with pytest.raises(smtp.SmtpCheckError) as caught:
+        smtp.verify("nonexistent.invalid", 587, "starttls", USER, PASSWORD, SENDER, timeout=2, deadline=3)
+    assert caught.value.reason == "dns"
+
+
+def test_silent_server_times_out():
+    """A server that never greets gives timeout after the socket timeout."""
+    with SilentListener() as listener:
+        started = time.monotonic()
+        with pytest.raises(smtp.SmtpCheckError) as caught:
+            smtp.verify("127.0.0.1", listener.port, "starttls", USER, PASSWORD, SENDER, timeout=1, deadline=5)
+    assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 2
+
+
+def test_drip_server_is_cut_at_deadline():
+    """A server dripping one byte at a time is cut off by the overall deadline: timeout."""
+    with DripServer() as drip:
+        started = time.monotonic()
+        with pytest.raises(smtp.SmtpCheckError) as caught:
+            smtp.verify("127.0.0.1", drip.port, "starttls", USER, PASSWORD, SENDER, timeout=1, deadline=2)
+        elapsed = time.monotonic() - started
+    assert caught.value.reason == "timeout"
+    assert 1.9 < elapsed < 4
+
+
+def test_open_session_deadline_applies_too():
+    """open_session() alone is also bounded by its deadline."""
+    with DripServer() as drip:
+        started = time.monotonic()
+        with pytest.raises(smtp.SmtpCheckError) as caught:
+            smtp.open_session("127.0.0.1", drip.port, "starttls", USER, PASSWORD, timeout=1, deadline=1.5)
+    assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 3
+
+
+def test_password_never_logged_nor_in_errors(pki, caplog):
+    """The password appears in no log record (DEBUG) and in no error text."""
+    caplog.set_level(logging.DEBUG)
+    errors = []
+    with server(pki) as srv:
+        errors.append(check(srv, pki, password=PASSWORD + "x"))
+        assert check(srv, pki) is None
+    with server(pki, auth_reply=GMAIL_534) as srv:
+        errors.append(check(srv, pki))
+    with server(pki, cert=pki.self_signed()) as srv:
+        errors.append(check(srv, pki, ca_pem=False))
+    assert all(errors) and caplog.records
+    for error in errors:
+        assert PASSWORD not in str(error) and PASSWORD not in error.detail
+    for record in caplog.records:
+        assert PASSWORD not in record.getMessage()
+
+
+def test_single_login_picks_one_mechanism_and_sends_once(pki):
+    """single_login() makes one AUTH with the preferred mechanism (PLAIN over LOGIN)."""
+    with server(pki) as srv:
+        session = smtp.open_session(srv.host, srv.port, "starttls", USER, PASSWORD, ca_pem=pki.ca_pem)
+        session.quit()
+    assert [attempt[0] for attempt in srv.auth_attempts] == ["PLAIN"]
+
+
+def test_single_login_login_mechanism(pki):
+    """With only LOGIN advertised, single_login() authenticates via LOGIN in one exchange."""
+    import smtplib
+    with server(pki) as srv:
+        connection = smtplib.SMTP(srv.host, srv.port, timeout=5)
+        try:
+            connection.starttls(context=smtp.make_ssl_context(pki.ca_pem))
+            connection.ehlo()
+            connection.esmtp_features["auth"] = "LOGIN"
+            smtp.single_login(connection, USER, PASSWORD)
+            connection.esmtp_features["auth"] = "XOAUTH2"
+            with pytest.raises(smtp.SmtpCheckError) as caught:
+                smtp.single_login(connection, USER, PASSWORD)
+        finally:
+            connection.close()
+    assert srv.auth_attempts == [("LOGIN", USER, PASSWORD)]
+    assert caught.value.reason == "no_auth"
+
+
+def test_make_ssl_context_is_strict(pki):
+    """The TLS context verifies chain and host name and refuses TLS < 1.2."""
+    import ssl
+    context = smtp.make_ssl_context(pki.ca_pem)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ValueError):
+        smtp.make_ssl_context("not a certificate")
