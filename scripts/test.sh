@@ -7,13 +7,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 bootstrap
 
 DB="${SMTP_INVOICING_TEST_DB:-smtp_invoicing_test}"
-DATA_DIR="$(mktemp -d -t smtp_invoicing_data.XXXXXX)"
+# the filestore must be the one the database was installed with
+DATA_DIR="${SMTP_INVOICING_TEST_DATA_DIR:-/var/tmp/smtp_invoicing_test_data}"
 export SMTP_INVOICING_TEST_DB="$DB" SMTP_INVOICING_TEST_DATA_DIR="$DATA_DIR" ODOO_SRC
-trap 'rm -rf "$DATA_DIR"' EXIT
 
 if [ "${SMTP_INVOICING_REUSE_DB:-0}" != 1 ]; then
     log "creating database $DB with smtp_invoicing installed"
     dropdb -h 127.0.0.1 -U root --if-exists "$DB"
+    rm -rf "$DATA_DIR"
+    mkdir -p "$DATA_DIR"
     "$VENV/bin/python" "$ODOO_SRC/odoo-bin" \
         --addons-path "$ODOO_SRC/odoo/addons,$ROOT" \
         --db_host 127.0.0.1 --db_user root --data-dir "$DATA_DIR" \

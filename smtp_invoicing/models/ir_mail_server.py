@@ -377,7 +377,7 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_reason_message(self, error):
         """Translate a verification failure into words an accountant understands."""
         host, port = self.smtp_host, self.smtp_port
-        email, user = self.sender_email, self.sudo().smtp_user
+        sender, login = self.sender_email, self.sudo().smtp_user
         reason = error.reason
         if reason == "dns":
             return _("The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", host=host)
@@ -422,15 +422,15 @@ class IrMailServer(models.Model):
             return _(
                 "Microsoft 365 refused the login: basic authentication (Authenticated SMTP) is disabled for this "
                 "mailbox or organisation. Ask your Microsoft 365 administrator to enable Authenticated SMTP for "
-                "%(user)s.", user=user)
+                "%(user)s.", user=login)
         if reason == "sender_refused":
             return _(
                 "The server refused to send as %(email)s: the sender email must belong to the mailbox %(user)s "
-                "(or be an alias it may use).", email=email, user=user)
+                "(or be an alias it may use).", email=sender, user=login)
         if reason == "send_as_denied":
             return _(
                 "Microsoft 365 refused to send as %(email)s (SendAsDenied): give %(user)s the “Send As” permission "
-                "on this address, or use the mailbox's own address as sender email.", email=email, user=user)
+                "on this address, or use the mailbox's own address as sender email.", email=sender, user=login)
         if reason == "temporary":
             return _("The server answered with a temporary error; try again in a few minutes. (%(detail)s)",
                      detail=error.detail)

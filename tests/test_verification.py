@@ -1,0 +1,143 @@
+"""Verification of own mailboxes by the scheduled action, against real loopback servers."""
+
+import time
+
+from freezegun import freeze_time
+
+from odoo import fields
+
+from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from smtp_servers import DripServer, SilentListener, SmtpServer, closed_port
+
+
+class TestVerification(SmtpInvoicingCase):
+    def assertFailed(self, mailbox, text):
+        self.assertEqual(mailbox.verification_state, "failed", mailbox.verification_message)
+        self.assertIn(text, mailbox.verification_message)
+
+    def test_verify_button_queues_and_triggers_the_scheduled_action(self):
+        """Verify sets Pending and triggers the verification cron at once."""
+        mailbox = self.create_mailbox()
+        cron = self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")
+        triggers_before = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        mailbox.action_verify()
+        self.assertEqual(mailbox.verification_state, "pending")
+        self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers_before + 1)
+
+    def test_starttls_mailbox_is_verified_without_sending_mail(self):
+        """STARTTLS + AUTH: Verified, one AUTH, MAIL FROM the sender, no mail sent, status in chatter."""
+        server = self.start_server()
+        mailbox = self.verify(self.create_mailbox(server))
+        self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
+        self.assertTrue(mailbox.smtp_invoicing_verified_at)
+        self.assertEqual(len(server.auth_attempts), 1)
+        self.assertEqual(server.auth_attempts[0][1:], (MAILBOX_LOGIN, PASSWORD))
+        self.assertIn(MAILBOX_LOGIN, " ".join(server.mail_from_commands))
+        self.assertEqual(server.commands[:3], ["EHLO", "STARTTLS", "EHLO"])
+        self.assertEqual(server.messages, [])
+        bodies = " ".join(mailbox.message_ids.mapped("body"))
+        self.assertIn("Verified", bodies)
+        self.assertNotIn(PASSWORD, bodies)
+
+    def test_implicit_tls_mailbox_is_verified(self):
+        """SSL (implicit TLS) + AUTH: Verified."""
+        server = self.start_server(mode="ssl")
+        mailbox = self.verify(self.create_mailbox(server))
+        self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
+
+    def test_wrong_password_fails_with_app_password_hint(self):
+        """535 5.7.8: Failed, user name or password refused, with the App Password hint; one attempt only."""
+        server = self.start_server(users={MAILBOX_LOGIN: "another"})
+        mailbox = self.verify(self.create_mailbox(server))
+        self.assertFailed(mailbox, "user name or password was refused")
+        self.assertIn("App Password", mailbox.verification_message)
+        self.assertEqual(len(server.auth_attempts), 1)
+
+    def test_gmail_app_password_required(self):
+        """534 5.7.9: Failed with the 2-Step Verification and App Password steps."""
+        server = self.start_server(auth_reply=(534, "5.7.9 Application-specific password required."))
+        mailbox = self.verify(self.create_mailbox(server))
+        self.assertFailed(mailbox, "2-Step Verification")
+
+    def test_microsoft_basic_auth_disabled(self):
+        """535 5.7.139: Failed, basic authentication disabled."""
+        server = self.start_server(auth_reply=(535, "5.7.139 Authentication unsuccessful, basic authentication is disabled."))
+        mailbox = self.verify(self.create_mailbox(server))
+        self.assertFailed(mailbox, "Authenticated SMTP")
+
+    def test_sender_refused_and_send_as_denied(self):
+        """553 and 550 5.7.60 on MAIL FROM: Failed, the sender does not belong to the mailbox."""
+        refused = self.start_server(mail_from_reply=(553, "5.7.1 Sender address rejected: not owned by user"))
+        denied = self.start_server(mail_from_reply=(550, "5.7.60 SMTP; Client does not have permissions to send as this sender"))
+        self.assertFailed(self.verify(self.create_mailbox(refused)), "refused to send as")
+        self.assertFailed(self.verify(self.create_mailbox(denied)), "SendAsDenied")
+
+    def test_no_credentials_without_starttls(self):
+        """A server offering AUTH but no STARTTLS fails and never receives the credentials."""
+        server = SmtpServer(mode="plain", users={MAILBOX_LOGIN: PASSWORD}, advertise_auth_without_tls=True)
+        server.__enter__()
+        self.addCleanup(server.__exit__, None, None, None)
+        mailbox = self.verify(self.create_mailbox(server))
+        self.assertFailed(mailbox, "does not offer an encrypted connection")
+        self.assertEqual(server.auth_attempts, [])
+
+    def test_untrusted_and_wrong_host_certificates(self):
+        """Self-signed or wrong-host certificates fail and no credentials are sent."""
+        self_signed = SmtpServer(mode="starttls", cert=self.pki.self_signed(), users={MAILBOX_LOGIN: PASSWORD})
+        wrong_host = SmtpServer(mode="starttls", cert=self.pki.wrong_host(), users={MAILBOX_LOGIN: PASSWORD})
+        for server in (self_signed, wrong_host):
+            server.__enter__()
+            self.addCleanup(server.__exit__, None, None, None)
+        self.assertFailed(self.verify(self.create_mailbox(self_signed)), "not trusted")
+        self.assertFailed(self.verify(self.create_mailbox(wrong_host)), "issued for another name")
+        self.assertEqual(self_signed.auth_attempts + wrong_host.auth_attempts, [])
+
+    def test_nothing_listening(self):
+        """A closed port fails with connection refused."""
+        mailbox = self.verify(self.create_mailbox(smtp_port=closed_port()))
+        self.assertFailed(mailbox, "refused the connection")
+
+    def test_silent_listener_ends_within_the_timeout(self):
+        """A listener that accepts TCP and never answers fails as a timeout, within the configured time."""
+        with SilentListener() as listener, DripServer() as drip:
+            start = time.monotonic()
+            silent = self.verify(self.create_mailbox(smtp_port=listener.port))
+            dripping = self.verify(self.create_mailbox(smtp_port=drip.port))
+            elapsed = time.monotonic() - start
+        self.assertFailed(silent, "did not answer in time")
+        self.assertFailed(dripping, "did not answer in time")
+        self.assertLess(elapsed, 3 + 6 + 3)
+
+    def test_unknown_host_name(self):
+        """An unresolvable host name fails with a DNS message."""
+        mailbox = self.verify(self.create_mailbox(smtp_host="nonexistent.invalid"))
+        self.assertFailed(mailbox, "does not exist")
+
+    def test_archived_user_fails_at_reverification(self):
+        """A verified mailbox whose user was archived fails at the next periodic verification."""
+        mailbox = self.verify(self.create_mailbox())
+        self.assertEqual(mailbox.verification_state, "verified")
+        self.mailbox_user.active = False
+        with freeze_time(fields.Datetime.now() + __import__("datetime").timedelta(days=2)):
+            self.env["ir.mail_server"]._cron_verify_mail_servers()
+        self.assertFailed(mailbox, "active internal user")
+
+    def test_changing_a_setting_requires_a_new_verification(self):
+        """Editing host, port, user or password of a verified mailbox puts it back to Draft."""
+        mailbox = self.verify(self.create_mailbox())
+        mailbox.smtp_pass = "rotated"
+        self.assertEqual(mailbox.verification_state, "draft")
+
+    def test_missing_key_fails_clearly(self):
+        """A password that cannot be decrypted gives Failed with 'must be entered again', no crash."""
+        mailbox = self.create_mailbox()
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE ir_mail_server SET smtp_invoicing_password_enc = 'gAAAAAgarbage' WHERE id = %s", [mailbox.id]
+        )
+        mailbox.invalidate_recordset()
+        from odoo.tools import mute_logger
+
+        with mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"):
+            self.verify(mailbox)
+        self.assertFailed(mailbox, "must be entered again")
