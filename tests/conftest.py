@@ -123,3 +123,14 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"test was skipped, which this suite treats as a failure: {reason}"
+
+
+def pytest_collection_modifyitems(items):
+    """Give top-level test classes the module and tags Odoo's runner would (post_install)."""
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if cls is not None and "odoo" in sys.modules:
+            if "test_module" not in cls.__dict__:
+                cls.test_module = "smtp_invoicing"
+            if "test_tags" not in cls.__dict__:
+                cls.test_tags = {"standard", "post_install"}

@@ -241,7 +241,7 @@ class SmtpServer:
     """
 
     def __init__(self, mode="starttls", cert=None, users=None, auth_reply=None, mail_from_reply=None,
-                 advertise_auth_without_tls=False, hostname="mail.test"):
+                 advertise_auth_without_tls=False, hostname="mail.test", port=0):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
         if mode != "plain" and cert is None:
@@ -252,7 +252,7 @@ class SmtpServer:
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()
-        kwargs = dict(hostname=HOST, port=0, ready_timeout=10.0, server_hostname=hostname,
+        kwargs = dict(hostname=HOST, port=port, ready_timeout=10.0, server_hostname=hostname,
                       authenticator=self._authenticate, timeout=30)
         if mode == "starttls":
             kwargs.update(tls_context=server_context(cert), require_starttls=True, auth_require_tls=True)

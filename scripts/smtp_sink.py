@@ -1,0 +1,72 @@
+"""Embedded local SMTP sink for the demo: STARTTLS on 2525 and implicit TLS on 2465.
+
+Any password is accepted (Odoo still enforces the licensed user rule). Every
+received mail is written as an .eml file and summarised on stdout. The CA of
+the sink's certificate is written next to them so Odoo can trust it.
+
+Usage: python scripts/smtp_sink.py STATE_DIR
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from smtp_servers import Pki, SmtpServer  # noqa: E402
+
+STARTTLS_PORT = int(os.environ.get("SMTP_SINK_PORT", "2525"))
+SSL_PORT = int(os.environ.get("SMTP_SINK_SSL_PORT", "2465"))
+
+
+class _AnyPassword(dict):
+    """Every user name exists and every password matches."""
+
+    class _Equal:
+        def __eq__(self, other):
+            return True
+
+    def __contains__(self, key):
+        return True
+
+    def __getitem__(self, key):
+        return self._Equal()
+
+
+def main(state_dir):
+    os.makedirs(os.path.join(state_dir, "mails"), exist_ok=True)
+    pki = Pki(ca_name="smtp_invoicing demo sink CA")
+    with open(os.path.join(state_dir, "sink-ca.pem"), "w") as ca_file:
+        ca_file.write(pki.ca_pem)
+    cert = pki.leaf(hosts=("127.0.0.1", "localhost"))
+    servers = [
+        SmtpServer(mode="starttls", cert=cert, users=_AnyPassword(), port=STARTTLS_PORT),
+        SmtpServer(mode="ssl", cert=cert, users=_AnyPassword(), port=SSL_PORT),
+    ]
+    for server in servers:
+        server.start()
+    print(f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, "
+          f"mails in {state_dir}/mails", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    seen = 0
+    while not stop.is_set():
+        received = [message for server in servers for message in server.messages]
+        for number, message in enumerate(received[seen:], start=seen + 1):
+            path = os.path.join(state_dir, "mails", f"{number:05d}.eml")
+            with open(path, "wb") as eml:
+                eml.write(message.content)
+            print(f"smtp sink: mail {number} from {message.message['From']} (envelope {message.mail_from}) "
+                  f"to {', '.join(message.rcpt_tos)}: {message.message['Subject']} -> {path}", flush=True)
+        seen = len(received)
+        time.sleep(0.5)
+    for server in servers:
+        server.stop()
+    pki.cleanup()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
