@@ -14,6 +14,7 @@ mkdir -p "$STATE"
 odoo_args=(--addons-path "$ODOO_SRC/odoo/addons,$ROOT" --db_host 127.0.0.1 --db_user root
            --data-dir "$STATE/data" -d "$DB")
 
+rm -f "$STATE/sink-ca.pem"
 "$VENV/bin/python" "$ROOT/scripts/smtp_sink.py" "$STATE" &
 SINK_PID=$!
 trap 'kill "$SINK_PID" 2>/dev/null || true' EXIT

@@ -46,6 +46,7 @@ def main(state_dir):
         SmtpServer(mode="ssl", cert=cert, users=_AnyPassword(), port=SSL_PORT),
     ]
     for server in servers:
+        server.users = _AnyPassword()  # SmtpServer copies users into a plain dict
         server.start()
     print(f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, "
           f"mails in {state_dir}/mails", flush=True)

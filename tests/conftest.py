@@ -73,6 +73,10 @@ def pytest_configure(config):
     from _pytest.unittest import TestCaseFunction
 
     TestCaseFunction.wasSuccessful = lambda self: not getattr(self, "_excinfo", None)
+    # Parse every manifest now, in one thread: CPython 3.11's compile() is not
+    # thread-safe ("AST constructor recursion depth mismatch") and wkhtmltopdf
+    # fetches report assets from several server threads at once.
+    odoo.http.root.statics  # noqa: B018
     # HttpCase needs the HTTP server Odoo's own runner starts
     server.server = server.ThreadedServer(odoo.http.root)
     server.server.http_spawn()
