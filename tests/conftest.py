@@ -30,13 +30,18 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults")
+
+
 def _odoo_tests_wanted(config):
-    # the pure tests (test_smtp_lib.py alone) do not need Odoo
+    # the pure tests (test_smtp_lib.py, test_smtp_faults.py alone) do not need Odoo
     args = [str(arg) for arg in config.args]
-    return not args or any("test_smtp_lib" not in arg for arg in args)
+    return not args or any(not any(name in arg for name in PURE_TEST_FILES) for arg in args)
 
 
 def pytest_configure(config):
+    # aiosmtpd logs client-side TLS refusals, which several tests provoke, as errors
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     if not _odoo_tests_wanted(config):
         return
     import odoo
@@ -67,8 +72,6 @@ def pytest_configure(config):
         row = cr.fetchone()
         if not row or row[0] != "installed":
             raise pytest.UsageError(f"smtp_invoicing is not installed in database {DB_NAME}: run scripts/test.sh")
-    # aiosmtpd logs client-side TLS refusals, which several tests provoke, as errors
-    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     # Odoo's BaseCase.run() asks its result object whether the test passed
     from _pytest.unittest import TestCaseFunction
 

@@ -7,17 +7,19 @@ import binascii
 import datetime
 import email
 import email.policy
+import hmac
 import ipaddress
 import os
 import shutil
 import socket
 import ssl
+import struct
 import tempfile
 import threading
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 from cryptography import x509
 from cryptography.hazmat.backends import default_backend
 from cryptography.hazmat.primitives import hashes, serialization
@@ -176,17 +178,39 @@ class _RecordingSMTP(SMTP):
                 self._owner.connections += 1
         super().connection_made(transport)
 
+    def _reset_connection(self):
+        """Hostile: drop the TCP connection with a RST, without answering."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
     async def smtp_AUTH(self, arg):
         self._owner._record("AUTH")
+        if self._owner.reset_on == "AUTH":
+            return self._reset_connection()
         if self._auth_require_tls and not self._tls_protocol:
             # Refused for lack of TLS, but record what crossed the wire in clear text.
             self._owner._record_cleartext_auth(arg)
         await super().smtp_AUTH(arg)
 
+    async def auth_CRAM__MD5(self, _server, args):
+        """CRAM-MD5 (RFC 2195), only advertised when a test asks for it."""
+        challenge = b"<%d.%d@mail.test>" % (os.getpid(), id(self))
+        response = await self.challenge_auth(challenge)
+        if response is MISSING:
+            return AuthResult(success=False)
+        user, _sep, digest = response.decode("utf-8", "replace").rpartition(" ")
+        return self._owner._authenticate_cram(user, challenge, digest)
+
 
 def _recording(name):
     async def method(self, arg):
         self._owner._record(name)
+        if self._owner.reset_on == name:
+            if name == "STARTTLS":  # accept, then break the TLS handshake
+                await self.push("220 2.0.0 Ready to start TLS")
+            return self._reset_connection()
         await getattr(SMTP, "smtp_" + name)(self, arg)
     method.__name__ = "smtp_" + name
     return method
@@ -210,6 +234,8 @@ class _Handler:
         return "250 2.1.0 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self._owner.data_reply:
+            return "%d %s" % self._owner.data_reply
         content = envelope.original_content or envelope.content
         received = ReceivedMessage(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), content=content,
@@ -238,10 +264,15 @@ class SmtpServer:
     """A real aiosmtpd server on 127.0.0.1 (context manager).
 
     mode: "starttls" (STARTTLS required before AUTH/MAIL), "ssl" (implicit TLS) or "plain".
+    Hostile behaviours: ``data_reply`` answers the message content with (code, text);
+    ``reset_on`` ("STARTTLS", "AUTH", "MAIL", "DATA"...) resets the connection on that command
+    (STARTTLS: after accepting it, i.e. during the TLS handshake); ``auth_mechanisms``
+    restricts the advertised mechanisms among PLAIN, LOGIN and CRAM-MD5 (default PLAIN, LOGIN).
     """
 
     def __init__(self, mode="starttls", cert=None, users=None, auth_reply=None, mail_from_reply=None,
-                 advertise_auth_without_tls=False, hostname="mail.test", port=0):
+                 advertise_auth_without_tls=False, hostname="mail.test", port=0, data_reply=None,
+                 reset_on=None, auth_mechanisms=("PLAIN", "LOGIN")):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
         if mode != "plain" and cert is None:
@@ -249,11 +280,13 @@ class SmtpServer:
         self.mode, self.host, self.port = mode, HOST, None
         self.users = dict(users or {})
         self.auth_reply, self.mail_from_reply = auth_reply, mail_from_reply
+        self.data_reply, self.reset_on = data_reply, reset_on
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()
         kwargs = dict(hostname=HOST, port=port, ready_timeout=10.0, server_hostname=hostname,
-                      authenticator=self._authenticate, timeout=30)
+                      authenticator=self._authenticate, timeout=30,
+                      auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN", "CRAM-MD5") if m not in auth_mechanisms])
         if mode == "starttls":
             kwargs.update(tls_context=server_context(cert), require_starttls=True, auth_require_tls=True)
         elif mode == "ssl":
@@ -295,6 +328,17 @@ class SmtpServer:
             return AuthResult(success=False, handled=False, message="%d %s" % self.auth_reply)
         if user in self.users and self.users[user] == password:
             return AuthResult(success=True, auth_data=auth_data)
+        return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS)
+
+    def _authenticate_cram(self, user, challenge, digest):
+        with self._lock:
+            self.auth_attempts.append(("CRAM-MD5", user, None))
+        if self.auth_reply:
+            return AuthResult(success=False, handled=False, message="%d %s" % self.auth_reply)
+        password = self.users.get(user)
+        expected = password is not None and hmac.new(password.encode(), challenge, "md5").hexdigest()
+        if expected and hmac.compare_digest(expected, digest):
+            return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS)
 
     # lifecycle ---------------------------------------------------------------
@@ -385,6 +429,72 @@ class DripServer(_TcpServer):
             except OSError:
                 return
             position = (position + 1) % len(self.GREETING)
+
+
+class StripStarttlsProxy(_TcpServer):
+    """A man in the middle: relays to ``upstream``, deletes STARTTLS from its EHLO replies
+    and advertises AUTH instead, hoping for credentials in clear text.
+
+    ``client_data`` holds every byte the client sent, to prove what crossed in clear text.
+    """
+
+    def __init__(self, upstream):
+        super().__init__()
+        self.upstream = upstream
+        self.client_data = b""
+
+    def _serve(self, conn):
+        threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn):
+        try:
+            upstream = socket.create_connection((self.upstream.host, self.upstream.port), timeout=5)
+        except OSError:
+            conn.close()
+            return
+        self._sockets.append(upstream)
+
+        def client_to_server():
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                self.client_data += data
+                try:
+                    upstream.sendall(data)
+                except OSError:
+                    break
+            try:
+                upstream.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+        threading.Thread(target=client_to_server, daemon=True).start()
+        buffer = b""
+        while True:
+            try:
+                data = upstream.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buffer += data
+            *lines, buffer = buffer.split(b"\r\n")
+            kept = [line for line in lines if b"STARTTLS" not in line.upper()]
+            if len(kept) < len(lines) and kept:  # an EHLO reply: pretend AUTH works in clear text
+                kept.insert(len(kept) - 1, b"250-AUTH PLAIN LOGIN")
+            if kept:
+                # the last line of a multi-line reply must keep its "250 " form
+                if lines and lines[-1][3:4] == b" " and kept[-1][3:4] == b"-":
+                    kept[-1] = kept[-1][:3] + b" " + kept[-1][4:]
+                try:
+                    conn.sendall(b"".join(line + b"\r\n" for line in kept))
+                except OSError:
+                    break
+        conn.close()
 
 
 def closed_port():
