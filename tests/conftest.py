@@ -5,12 +5,16 @@ items. The database is prepared by scripts/test.sh (``SMTP_INVOICING_TEST_DB``).
 Skipped tests count as failures: a test that does not run proves nothing.
 """
 
+import base64
+import binascii
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
 import threading
+import traceback
 
 import pytest
 
@@ -22,6 +26,71 @@ for path in (ODOO_SRC, TESTS):
         sys.path.insert(0, path)
 
 DB_NAME = os.environ.get("SMTP_INVOICING_TEST_DB", "smtp_invoicing_test")
+
+# Loggers that see SMTP sessions and passwords: captured down to DEBUG for the
+# whole session and searched for secrets, while the console keeps its level.
+WATCHED_LOGGERS = (
+    "odoo.addons.smtp_invoicing", "odoo.addons.base.models.ir_mail_server", "odoo.addons.mail.models.mail_mail",
+    "odoo.addons.mail.models.mail_thread", "odoo.http", "smtp_invoicing_lib_smtp", "smtp_invoicing_lib_smtp_faults",
+)
+# Passwords the tests use besides those the loopback servers know (smtp_servers.KNOWN_SECRETS).
+EXTRA_SECRETS = ("relay-secret", "other-secret", "new-secret", "their-secret", "legacy-secret")
+MIN_SECRET_LENGTH = 8  # shorter test passwords ("another") are ordinary words
+LEAKS = []
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+
+
+def secret_leaks(text, secrets):
+    """The secrets found in ``text``, in clear or base64-encoded (as in an SMTP AUTH trace)."""
+    found = {secret for secret in secrets if secret in text}
+    for token in _BASE64.findall(text):
+        try:
+            decoded = base64.b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        found.update(secret for secret in secrets if secret.encode() in decoded)
+    return found
+
+
+class _SecretLogCollector(logging.Handler):
+    """Every record of the session (DEBUG included for WATCHED_LOGGERS), searched for secrets."""
+
+    def __init__(self):
+        super().__init__(level=logging.NOTSET)
+        self.texts = []
+
+    def emit(self, record):
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken log call must not hide the others
+            text = str(record.msg)
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.texts.append((record.name, text))
+
+
+SECRET_LOG = _SecretLogCollector()
+
+
+class _ConsoleLevel(logging.Filter):
+    """Keep the console at its configured level although watched loggers go down to DEBUG."""
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record):
+        return record.levelno >= self.level or not record.name.startswith(WATCHED_LOGGERS)
+
+
+def _watch_logs():
+    root = logging.getLogger()
+    console = _ConsoleLevel(root.getEffectiveLevel())
+    for handler in root.handlers:
+        handler.addFilter(console)
+    root.addHandler(SECRET_LOG)
+    for name in WATCHED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def _free_port():
@@ -43,6 +112,7 @@ def pytest_configure(config):
     # aiosmtpd logs client-side TLS refusals, which several tests provoke, as errors
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     if not _odoo_tests_wanted(config):
+        _watch_logs()
         return
     import odoo
     from odoo.service import server
@@ -67,6 +137,7 @@ def pytest_configure(config):
     odoo.tools.config["test_enable"] = True
     odoo.modules.module.current_test = True
     threading.current_thread().testing = True
+    _watch_logs()
     with registry.cursor() as cr:
         cr.execute("SELECT state FROM ir_module_module WHERE name = 'smtp_invoicing'")
         row = cr.fetchone()
@@ -101,6 +172,7 @@ def _odoo_test_context(request):
     """Make the running test Odoo's current test, and fail it on logged errors."""
     instance = getattr(request.node, "_testcase", None) or request.instance
     collector = _ErrorLogCollector()
+    first_record = len(SECRET_LOG.texts)
     root = logging.getLogger()
     root.addHandler(collector)
     previous = None
@@ -117,8 +189,21 @@ def _odoo_test_context(request):
             import odoo
 
             odoo.modules.module.current_test = previous
+    from smtp_servers import KNOWN_SECRETS
+
+    secrets = {secret for secret in KNOWN_SECRETS | set(EXTRA_SECRETS) if len(secret) >= MIN_SECRET_LENGTH}
+    leaks = [(name, sorted(secret_leaks(text, secrets))) for name, text in SECRET_LOG.texts[first_record:]]
+    leaks = [leak for leak in leaks if leak[1]]
+    LEAKS.extend(leaks)
+    if leaks:
+        pytest.fail(f"passwords were logged: {leaks!r}")
     if collector.records:
         pytest.fail("errors were logged:\n" + "\n".join(r.getMessage() for r in collector.records))
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(
+        f"smtp_invoicing: {len(SECRET_LOG.texts)} log records searched for passwords, {len(LEAKS)} leak(s)")
 
 
 @pytest.hookimpl(hookwrapper=True)

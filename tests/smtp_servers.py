@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HOST = "127.0.0.1"
+# Every password a loopback server accepts: conftest.py fails a test that logs one.
+KNOWN_SECRETS = set()
 BAD_CREDENTIALS = ("535 5.7.8 Username and Password not accepted. For more information, go to "
                    "https://support.google.com/mail/?p=BadCredentials")
 
@@ -279,6 +281,7 @@ class SmtpServer:
             raise ValueError("mode %r needs cert=(cert_path, key_path)" % mode)
         self.mode, self.host, self.port = mode, HOST, None
         self.users = dict(users or {})
+        KNOWN_SECRETS.update(password for password in self.users.values() if password)
         self.auth_reply, self.mail_from_reply = auth_reply, mail_from_reply
         self.data_reply, self.reset_on = data_reply, reset_on
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []

@@ -48,7 +48,7 @@ class IrMailServer(models.Model):
         [("draft", "Draft"), ("pending", "Pending"), ("verified", "Verified"), ("failed", "Failed")],
         string="Status",
         default="draft",
-        required=True,
+        # not required: core's neutralize.sql inserts a server with plain SQL
         readonly=True,
         copy=False,
         index=True,
@@ -162,6 +162,33 @@ class IrMailServer(models.Model):
             self.env.cr.execute("UPDATE ir_mail_server SET smtp_pass = %s WHERE id = %s", (plaintext, server.id))
             restored += 1
         return restored
+
+    @api.model
+    def _smtp_invoicing_reencrypt_passwords(self):
+        """Re-encrypt every saved password with the first key: key rotation.
+
+        Called by the server action "Re-encrypt SMTP passwords" (or ``odoo-bin shell``)
+        once the new key is first in the key list; the old key can be removed afterwards.
+        A password no key decrypts is left untouched and logged by id.
+        """
+        self.env.cr.execute(
+            "SELECT id, smtp_invoicing_password_enc FROM ir_mail_server WHERE smtp_invoicing_password_enc IS NOT NULL"
+        )
+        box = secret_box()
+        rotated = 0
+        for server_id, token in self.env.cr.fetchall():
+            try:
+                new_token = box.rotate(token)
+            except crypto.SecretError:
+                _logger.warning("Mail server %s: password not re-encrypted, no key decrypts it", server_id)
+                continue
+            self.env.cr.execute(
+                "UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s WHERE id = %s", (new_token, server_id)
+            )
+            rotated += 1
+        self.invalidate_model(["smtp_pass", "smtp_invoicing_password_enc"])
+        _logger.info("smtp_invoicing: re-encrypted %s password(s) with key %s", rotated, box.fingerprint)
+        return rotated
 
     # ------------------------------------------------------------------
     # Onchange and constraints

@@ -1,0 +1,14 @@
+-- a staging copy must never send invoices from the company's mailbox:
+-- forget the passwords of own mailboxes, archive them and switch the feature off
+UPDATE ir_mail_server
+   SET active = false,
+       smtp_invoicing_password_enc = NULL,
+       smtp_pass = NULL,
+       verification_state = 'draft',
+       verification_message = 'Neutralized database copy: enter the password again and verify before use.',
+       smtp_invoicing_verified_at = NULL
+ WHERE smtp_invoicing_mailbox;
+
+UPDATE ir_config_parameter
+   SET value = 'False'
+ WHERE key = 'smtp_invoicing.enabled';
