@@ -12,7 +12,8 @@ INJECTED = ("bcc", "x-injected", "cc")
 class TestAttacks(SmtpInvoicingCase):
     def setUp(self):
         super().setUp()
-        self.mailbox = self.verify(self.create_mailbox())
+        self.server = self.start_server()  # one per test: assertions read everything it received
+        self.mailbox = self.verify(self.create_mailbox(self.server))
         self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
 
     def assertNoInjectedHeader(self, received):
@@ -39,13 +40,9 @@ class TestAttacks(SmtpInvoicingCase):
         """CR, LF or NUL in sender name, sender email, user name or host are refused at save."""
         cases = [
             ({"sender_name": "ACME\nBcc: victim@evil.test"}, "must fit on one line"),
-            ({"sender_name": "ACME\x00Billing"}, "must fit on one line"),
             ({"sender_email": "billing@invoicing.test\nBcc: victim@evil.test"}, "not a valid sender email"),
-            ({"sender_email": "billing@invoicing.test\x00"}, "not a valid sender email"),
             ({"smtp_user": MAILBOX_LOGIN + "\r\nRCPT TO:<victim@evil.test>"}, "active internal user"),
-            ({"smtp_user": MAILBOX_LOGIN + "\x00"}, "active internal user"),
             ({"smtp_host": "127.0.0.1\r\nMAIL FROM:<x@evil.test>"}, "not a valid server name"),
-            ({"smtp_host": "smtp.gmail.com\x00.evil.test"}, "not a valid server name"),
             ({"smtp_host": "smtp.gmail.com:587"}, "not a valid server name"),
             ({"smtp_host": "-bad-.example"}, "not a valid server name"),
             ({"smtp_host": "smtp_gmail.com"}, "not a valid server name"),
@@ -57,6 +54,11 @@ class TestAttacks(SmtpInvoicingCase):
                 self.create_mailbox(**values)
         with self.assertRaisesRegex(ValidationError, "must fit on one line"):
             self.mailbox.sender_name = "ACME\rBcc: victim@evil.test"
+        # NUL never reaches a header: PostgreSQL refuses to store it at all
+        for field in ("sender_name", "sender_email", "smtp_user", "smtp_host"):
+            with self.subTest(field=field), mute_logger("odoo.sql_db"), self.assertRaises(ValueError), \
+                    self.env.cr.savepoint():
+                self.create_mailbox(**{field: "billing@invoicing.test\x00Bcc: victim@evil.test"})
         for host in ("::1", "192.0.2.1", "smtp.gmail.com", "smtp.exämple.de"):
             self.assertTrue(self.create_mailbox(smtp_host=host, smtp_invoicing_mailbox=True))
 
@@ -72,20 +74,22 @@ class TestAttacks(SmtpInvoicingCase):
             "body_html": "<p>Hello</p>", "mail_server_id": self.mailbox.id,
         })
         with real_smtp(), mute_logger("odoo.addons.mail.models.mail_mail"):
-            template.send_mail(partner.id, force_send=True)
+            mails = self.env["mail.mail"].browse(template.send_mail(partner.id, force_send=True))
         subjects = [
             "Invoice =?utf-8?q?42=0D=0ABcc:_victim@evil.test?=",
             "=?utf-8?b?SW52b2ljZQ0KWC1JbmplY3RlZDogeWVz?=",
             "Invoice\nX-Injected: yes",
-            "Invoice\x00\r\nCc: victim@evil.test",
+            "Invoice\r\nCc: victim@evil.test",
         ]
         for subject in subjects:
-            self.send(subject=subject)
-        self.assertTrue(self.server.messages)
+            mails |= self.send(subject=subject)
+        # each mail either leaves with single-line headers, or is refused whole and kept as failed
+        self.assertEqual(len(self.server.messages) + mails.mapped("state").count("exception"), len(mails))
+        self.assertEqual(mails[1:3].mapped("state"), ["sent", "sent"])
         for received in self.server.messages:
             self.assertNoInjectedHeader(received)
             self.assertEqual(received.mail_from, MAILBOX_LOGIN)
-        self.assertEqual(len(self.server.messages), 1 + len(subjects))
+        self.assertEqual(self.server.messages[0].message["Subject"], "Invoice 42 Bcc: victim@evil.test")
 
     def test_sender_identity_forged_in_database_adds_no_header(self):
         """Even a sender name with CR/LF written to the database behind the ORM's back adds no header."""
@@ -103,7 +107,8 @@ class TestAttacks(SmtpInvoicingCase):
         self.mailbox.write({"sender_name": script, "name": script})
         self.verify(self.mailbox)
         self.mailbox.smtp_port = self.mailbox.smtp_port + 1  # logs "Settings changed"
-        self.mailbox.action_verify()
+        self.mailbox.smtp_port = self.server.port
+        self.verify(self.mailbox)
         for message in self.mailbox.message_ids:
             self.assertNotIn("<script", str(message.body))
             self.assertNotIn("<img", str(message.body))
@@ -119,6 +124,7 @@ class TestAttacks(SmtpInvoicingCase):
     def test_stripped_starttls_and_plain_auth_servers_get_no_credentials(self):
         """A server offering AUTH without STARTTLS, or a proxy stripping STARTTLS, fails and gets no password."""
         plain = SmtpServer(mode="plain", users={MAILBOX_LOGIN: PASSWORD}, advertise_auth_without_tls=True)
+        attempts_before = len(self.server.auth_attempts)
         proxy = StripStarttlsProxy(self.server)
         for hostile in (plain, proxy):
             hostile.__enter__()
@@ -129,7 +135,7 @@ class TestAttacks(SmtpInvoicingCase):
             self.assertIn("does not offer an encrypted connection", mailbox.verification_message)
         self.assertEqual(plain.auth_attempts, [])
         self.assertNotIn(b"AUTH", proxy.client_data.upper())
-        self.assertEqual(len(self.server.auth_attempts), 1)  # setUp's verification only
+        self.assertEqual(len(self.server.auth_attempts), attempts_before)
 
     def test_certificates_refused_unless_ca_added(self):
         """Wrong-host, expired and self-signed certificates fail; a self-signed one passes once added as CA."""

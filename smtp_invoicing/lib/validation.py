@@ -12,6 +12,11 @@ def has_control_chars(value):
     return bool(value and _FORBIDDEN.search(value))
 
 
+def one_line(value):
+    """``value`` with CR, LF, NUL and Unicode line breaks turned into spaces, for a mail header."""
+    return " ".join((value or "").splitlines()).replace("\x00", " ")
+
+
 def is_valid_host(host):
     """True for an IPv4/IPv6 address or a DNS host name (IDN allowed)."""
     if not host or host != host.strip() or has_control_chars(host):

@@ -511,9 +511,27 @@ class IrMailServer(models.Model):
         sender = email_normalize(self.sender_email)
         # Core's _prepare_email_message() puts smtp_from in the From header and
         # its address in MAIL FROM: the mailbox's identity, never spoofed.
+        connection.smtp_invoicing_mailbox = True
         connection.from_filter = sender
-        connection.smtp_from = formataddr((self.sender_name or "", sender))
+        # one_line(): a name written behind the constraint's back must not add headers
+        connection.smtp_from = formataddr((validation.one_line(self.sender_name), sender))
         return connection
+
+    def _prepare_email_message(self, message, smtp_session):
+        """Own mailboxes only send single-line headers; called by ``send_email()``.
+
+        Python's email package decodes RFC 2047 words when a header is set and may
+        write the decoded CR/LF back verbatim: a Subject "=?utf-8?q?=0D=0ABcc:...?="
+        would add a header. Values are flattened to one line before sending.
+        """
+        if getattr(smtp_session, "smtp_invoicing_mailbox", False):
+            for name in set(message.keys()):
+                values = [str(value) for value in message.get_all(name)]
+                if any(validation.one_line(value) != value for value in values):
+                    del message[name]
+                    for value in values:
+                        message[name] = validation.one_line(value)
+        return super()._prepare_email_message(message, smtp_session)
 
     def _find_mail_server(self, email_from, mail_servers=None):
         """Own mailboxes only carry mails whose template chose them: never a fallback."""
