@@ -1,4 +1,9 @@
+import logging
+import smtplib
+
 from odoo import models
+
+_logger = logging.getLogger(__name__)
 
 
 class MailMail(models.Model):
@@ -23,3 +28,32 @@ class MailMail(models.Model):
             if refused:
                 refused.write({"mail_server_id": False})
         return super()._split_by_mail_configuration()
+
+    def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
+        """One own mailbox whose connection breaks must not stop the queue for the others.
+
+        When a server resets the connection (e.g. during DATA), core marks that mail
+        failed, then its closing ``quit()`` raises ``SMTPServerDisconnected`` out of
+        ``send()``: the queue run ends there, every run, before the next servers'
+        batches. Mails of own mailboxes are sent after the others, one mailbox at a
+        time. Called by the mail queue cron and by direct sends.
+        """
+        if raise_exception:
+            return super().send(auto_commit=auto_commit, raise_exception=raise_exception,
+                                post_send_callback=post_send_callback)
+        by_mailbox = {}
+        for mail in self:
+            # sudo: routing is decided for the queue, whatever user triggers it
+            server = mail.sudo().mail_server_id
+            if server.smtp_invoicing_mailbox:
+                by_mailbox.setdefault(server, []).append(mail.id)
+        others = self - self.browse([mail_id for ids in by_mailbox.values() for mail_id in ids])
+        super(MailMail, others).send(auto_commit=auto_commit, post_send_callback=post_send_callback)
+        for server, mail_ids in by_mailbox.items():
+            try:
+                super(MailMail, self.browse(mail_ids)).send(
+                    auto_commit=auto_commit, post_send_callback=post_send_callback)
+            except smtplib.SMTPServerDisconnected:
+                _logger.warning("Mail server %s disconnected while sending; its failed mails keep their status",
+                                server.id)
+        return True
