@@ -2,6 +2,7 @@
 
 Everything binds to 127.0.0.1 explicitly, runs in daemon threads and stops on ``__exit__``.
 """
+import asyncio
 import base64
 import binascii
 import datetime
@@ -227,6 +228,8 @@ class _Handler:
         self._owner = owner
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self._owner.mail_from_delay:
+            await asyncio.sleep(self._owner.mail_from_delay)
         with self._owner._lock:
             self._owner.mail_from_commands.append(address)
         if self._owner.mail_from_reply:
@@ -269,12 +272,13 @@ class SmtpServer:
     Hostile behaviours: ``data_reply`` answers the message content with (code, text);
     ``reset_on`` ("STARTTLS", "AUTH", "MAIL", "DATA"...) resets the connection on that command
     (STARTTLS: after accepting it, i.e. during the TLS handshake); ``auth_mechanisms``
-    restricts the advertised mechanisms among PLAIN, LOGIN and CRAM-MD5 (default PLAIN, LOGIN).
+    restricts the advertised mechanisms among PLAIN, LOGIN and CRAM-MD5 (default PLAIN, LOGIN);
+    ``mail_from_delay`` seconds pass before MAIL FROM is answered (a slow server).
     """
 
     def __init__(self, mode="starttls", cert=None, users=None, auth_reply=None, mail_from_reply=None,
                  advertise_auth_without_tls=False, hostname="mail.test", port=0, data_reply=None,
-                 reset_on=None, auth_mechanisms=("PLAIN", "LOGIN")):
+                 reset_on=None, auth_mechanisms=("PLAIN", "LOGIN"), mail_from_delay=0):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
         if mode != "plain" and cert is None:
@@ -283,7 +287,7 @@ class SmtpServer:
         self.users = dict(users or {})
         KNOWN_SECRETS.update(password for password in self.users.values() if password)
         self.auth_reply, self.mail_from_reply = auth_reply, mail_from_reply
-        self.data_reply, self.reset_on = data_reply, reset_on
+        self.data_reply, self.reset_on, self.mail_from_delay = data_reply, reset_on, mail_from_delay
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()
