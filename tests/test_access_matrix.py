@@ -44,7 +44,7 @@ class TestAccessMatrix(HttpCase):
             "smtp_host": "127.0.0.1", "smtp_port": 587, "smtp_encryption": "starttls",
             "smtp_authentication": "login", "smtp_invoicing_company_id": cls.company.id,
         })
-        cls.mailbox.write({"smtp_pass": PASSWORD + "-changed"})  # a password change, logged in the chatter?
+        cls.mailbox.write({"smtp_pass": PASSWORD + "-changed"})  # a change the chatter must not reveal
 
     def calls(self):
         """(label, model, method, args, kwargs) of every way to read or change a mailbox."""
@@ -52,7 +52,8 @@ class TestAccessMatrix(HttpCase):
         return [
             ("search_read", "ir.mail_server", "search_read", [[]],
              {"fields": ["name", "smtp_user", "smtp_pass", "smtp_invoicing_password_enc"]}),
-            ("read", "ir.mail_server", "read", [[mailbox_id], ["smtp_pass", "smtp_user", "smtp_invoicing_ca_cert"]], {}),
+            ("read", "ir.mail_server", "read",
+             [[mailbox_id], ["smtp_pass", "smtp_user", "smtp_invoicing_ca_cert"]], {}),
             ("web_read", "ir.mail_server", "web_read", [[mailbox_id]], {"specification": {
                 "smtp_pass": {}, "smtp_invoicing_password_set": {}, "message_ids": {"fields": {"body": {}}}}}),
             ("read_group", "ir.mail_server", "read_group", [[], ["verification_state"], ["verification_state"]], {}),

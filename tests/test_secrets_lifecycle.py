@@ -46,7 +46,7 @@ class TestSecretsLifecycle(SmtpInvoicingCase):
             action = self.env.ref("smtp_invoicing.action_smtp_invoicing_reencrypt_passwords")
             action.with_context(active_model="ir.mail_server").run()
             new_tokens = self.token(mailbox), self.token(relay)
-        self.assertTrue(all(a != b for a, b in zip(old_tokens, new_tokens)))
+        self.assertTrue(all(a != b for a, b in zip(old_tokens, new_tokens, strict=True)))
         with key_env(new):
             self.assertEqual(mailbox._smtp_invoicing_password(), PASSWORD)
             self.assertEqual(relay._smtp_invoicing_password(), "relay-secret")

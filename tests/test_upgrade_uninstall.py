@@ -21,7 +21,6 @@ RELAY_PASSWORD = "relay-upgrade-secret"
 SCRATCH_DB = f"{DB_NAME}_upgrade"
 
 SEND = """
-import json
 server = env["ir.mail_server"].search([("name", "=", "Legacy relay")])
 template = env.ref("account.email_template_edi_invoice")
 message = server.build_email("company@upgrade.test", ["customer@client.test"], SUBJECT, "body")
@@ -47,7 +46,7 @@ def odoo_bin(data_dir, *args, stdin=None):
 
 
 def shell(data_dir, script):
-    output = odoo_bin(data_dir, "shell", "--no-http", stdin=script + "\nenv.cr.commit()\n")
+    output = odoo_bin(data_dir, "shell", "--no-http", stdin="import json\n" + script + "\nenv.cr.commit()\n")
     results = [line for line in output.splitlines() if line.startswith("RESULT:")]
     assert results, output[-3000:]
     return json.loads(results[-1][len("RESULT:"):])

@@ -509,9 +509,9 @@ class IrMailServer(models.Model):
         except smtp.SmtpCheckError as error:
             raise UserError(self._smtp_invoicing_reason_message(error)) from None
         sender = email_normalize(self.sender_email)
+        connection.smtp_invoicing_mailbox = True  # read by _prepare_email_message()
         # Core's _prepare_email_message() puts smtp_from in the From header and
         # its address in MAIL FROM: the mailbox's identity, never spoofed.
-        connection.smtp_invoicing_mailbox = True
         connection.from_filter = sender
         # one_line(): a name written behind the constraint's back must not add headers
         connection.smtp_from = formataddr((validation.one_line(self.sender_name), sender))
