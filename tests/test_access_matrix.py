@@ -68,6 +68,8 @@ class TestAccessMatrix(HttpCase):
             ("write", "ir.mail_server", "write", [[mailbox_id], {"smtp_host": "evil.example"}], {}),
             ("create", "ir.mail_server", "create", [{"name": "Rogue", "smtp_host": "evil.example"}], {}),
             ("settings", "res.config.settings", "create", [{"smtp_invoicing_enabled": False}], {}),
+            ("parameters", "ir.config_parameter", "search_read", [[("key", "like", "smtp_invoicing.")]],
+             {"fields": ["key", "value"]}),
         ]
 
     def assertNoSecret(self, text, label):
