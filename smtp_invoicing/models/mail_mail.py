@@ -1,8 +1,18 @@
-from odoo import models
+from datetime import timedelta
+
+from odoo import fields, models
+
+# A mail refused for a temporary reason (4xx, server unreachable) is retried
+# this many times, a little later each time, before it stays in exception.
+MAX_RETRIES = 5
+RETRY_MINUTES = 5
+RECIPIENT_FAILURES = ("mail_email_invalid", "mail_email_missing")
 
 
 class MailMail(models.Model):
     _inherit = "mail.mail"
+
+    smtp_invoicing_retry_count = fields.Integer(string="Delivery Retries", copy=False, readonly=True)
 
     def _split_by_mail_configuration(self):
         """Keep own mailboxes to the mails they were chosen for.
@@ -23,3 +33,38 @@ class MailMail(models.Model):
             if refused:
                 refused.write({"mail_server_id": False})
         return super()._split_by_mail_configuration()
+
+    def _postprocess_sent_message(self, success_pids, failure_reason=False, failure_type=None):
+        """Retry temporary failures of own mailboxes; show delivery failures on invoices.
+
+        Called by ``send()`` after each attempt. A connection failure of an own
+        mailbox that is still verified was temporary (the mailbox would be
+        marked failed otherwise): the mail goes back to the queue, later.
+        """
+        mails = self.sudo()
+        retry = mails.browse()
+        if failure_type == "mail_smtp":
+            retry = mails.filtered(
+                lambda mail: mail.state == "exception"
+                and mail.mail_server_id.smtp_invoicing_mailbox
+                and mail.mail_server_id.verification_state == "verified"
+                and mail.smtp_invoicing_retry_count < MAX_RETRIES
+            )
+        moves = mails._smtp_invoicing_moves()
+        result = super()._postprocess_sent_message(
+            success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
+        )
+        for mail in retry.exists():
+            mail.write({
+                "state": "outgoing",
+                "smtp_invoicing_retry_count": mail.smtp_invoicing_retry_count + 1,
+                "scheduled_date": fields.Datetime.now()
+                + timedelta(minutes=RETRY_MINUTES * (mail.smtp_invoicing_retry_count + 1)),
+            })
+        if moves:
+            moves._smtp_invoicing_update_delivery()
+        return result
+
+    def _smtp_invoicing_moves(self):
+        move_ids = {mail.res_id for mail in self if mail.model == "account.move" and mail.res_id}
+        return self.env["account.move"].sudo().browse(move_ids)

@@ -1,0 +1,120 @@
+import logging
+
+from odoo import _, fields, models
+from odoo.exceptions import UserError
+
+_logger = logging.getLogger(__name__)
+
+# Failures a later attempt may cure: the mailbox stays verified and the mail
+# queue retries its mails. Any other failure means the setting itself is wrong.
+TEMPORARY_REASONS = {"temporary", "network", "timeout", "refused"}
+
+
+class IrMailServer(models.Model):
+    """Delivery side of own mailboxes: refuse unverified ones, record failures, resend."""
+
+    _name = "ir.mail_server"
+    _inherit = ["ir.mail_server", "mail.activity.mixin"]
+
+    smtp_invoicing_failed_mail_count = fields.Integer(
+        string="Failed Mails", compute="_compute_smtp_invoicing_failed_mail_count"
+    )
+
+    def _compute_smtp_invoicing_failed_mail_count(self):
+        groups = self.env["mail.mail"].sudo()._read_group(
+            [("mail_server_id", "in", self.ids), ("state", "=", "exception")], ["mail_server_id"], ["__count"]
+        )
+        counts = {server.id: count for server, count in groups}
+        for server in self:
+            server.smtp_invoicing_failed_mail_count = counts.get(server.id, 0)
+
+    def _smtp_invoicing_state_label(self):
+        self.ensure_one()
+        return dict(self._fields["verification_state"]._description_selection(self.env))[self.verification_state]
+
+    def _smtp_invoicing_check_ready(self):
+        """Raise a UserError naming every own mailbox of self that cannot send now.
+
+        Called before anything is sent (Send & Print, reminders, composer), so
+        that a mail never silently leaves through another server or fails later.
+        """
+        not_ready = self.sudo().filtered(
+            lambda server: server.smtp_invoicing_mailbox and server.verification_state != "verified"
+        )
+        if not not_ready:
+            return
+        lines = [
+            _(
+                "“%(name)s” is %(state)s: %(reason)s",
+                name=server.name, state=server._smtp_invoicing_state_label(),
+                reason=server.verification_message or _("it was never verified."),
+            )
+            for server in not_ready
+        ]
+        raise UserError(_(
+            "Nothing was sent: the mailbox chosen for these mails cannot send right now.\n%(lines)s\n"
+            "A Settings administrator must correct it in Invoicing › Configuration › Own Mailboxes and "
+            "click “Verify settings”.",
+            lines="\n".join(lines),
+        ))
+
+    def _smtp_invoicing_connect_failed(self, error):
+        """Record a failed delivery connection (called by the mail queue through ``connect()``).
+
+        A temporary failure leaves the mailbox verified, so its mails are
+        retried; any other marks it failed and asks administrators to fix it.
+        """
+        self.ensure_one()
+        if error.reason in TEMPORARY_REASONS:
+            _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
+            return
+        message = self._smtp_invoicing_reason_message(error)
+        self._smtp_invoicing_set_state("failed", message)
+        self._smtp_invoicing_notify_admins(message)
+
+    def _smtp_invoicing_notify_admins(self, message):
+        self.ensure_one()
+        admins = self.env.ref("base.group_system").sudo().users.filtered(
+            lambda user: user.active and not user.share and (
+                not self.smtp_invoicing_company_id or self.smtp_invoicing_company_id in user.company_ids
+            )
+        )
+        pending = self.activity_ids.filtered(lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type())
+        for admin in admins - pending.user_id:
+            self.activity_schedule(
+                activity_type_id=self._smtp_invoicing_activity_type().id,
+                summary=_("Mailbox can no longer send: fix and verify it"),
+                note=_(
+                    "%(message)s Failed mails wait in the queue: once the mailbox is verified again, click "
+                    "“Resend failed mails”.",
+                    message=message,
+                ),
+                user_id=admin.id,
+            )
+
+    def _smtp_invoicing_activity_type(self):
+        return self.env.ref("mail.mail_activity_data_todo")
+
+    def action_smtp_invoicing_resend_failed(self):
+        """Put back in the queue every failed mail of these verified mailboxes (form button)."""
+        self._smtp_invoicing_check_ready()
+        mails = self.env["mail.mail"].sudo().search([
+            ("mail_server_id", "in", self.ids), ("state", "=", "exception"),
+        ])
+        mails.write({"smtp_invoicing_retry_count": 0})
+        mails.mark_outgoing()
+        self.activity_ids.filtered(
+            lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type()
+        ).action_feedback(feedback=_("Mailbox verified again; failed mails resent."))
+        for server in self:
+            server._message_log(body=_("%(count)s failed mail(s) put back in the queue.", count=len(mails)))
+        self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "message": _("%(count)s failed mail(s) will be sent again in a few moments.", count=len(mails)),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
