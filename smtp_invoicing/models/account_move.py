@@ -60,7 +60,7 @@ class AccountMove(models.Model):
             raise UserError(_(
                 "Payment reminders only go to posted, unpaid, overdue customer invoices. Not sent:\n%(lines)s",
                 lines="\n".join(
-                    _("%(name)s: %(reason)s", name=move.display_name, reason=reason) for move, reason in refused
+                    self.env._("%(name)s: %(reason)s", name=move.display_name, reason=reason) for move, reason in refused
                 ),
             ))
 

@@ -44,7 +44,7 @@ class IrMailServer(models.Model):
         if not not_ready:
             return
         lines = [
-            _(
+            self.env._(
                 "“%(name)s” is %(state)s: %(reason)s",
                 name=server.name, state=server._smtp_invoicing_state_label(),
                 reason=server.verification_message or _("it was never verified."),
