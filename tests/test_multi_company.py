@@ -95,6 +95,25 @@ class TestMultiCompany(SmtpInvoicingCase):
                 self.assertEqual(len([s for s in subjects if f"(Ref {move.name})" in s]), 1, move.name)
         self.assertTrue(all(moves.mapped("is_move_sent")))
 
+    def test_resolution_is_one_query_per_batch(self):
+        """Resolving the mailbox of many records of several companies costs no more queries than of two."""
+        few = self.invoice(self.company) + self.invoice(self.company_2)
+        many = few + self.invoice(self.company) + self.invoice(self.company_2) + self.invoice(self.company)
+
+        def queries(moves):
+            self.env.invalidate_all()
+            before = self.env.cr.sql_log_count
+            servers = self.invoice_template._smtp_invoicing_record_mail_servers(moves.ids)
+            count = self.env.cr.sql_log_count - before
+            self.assertEqual(
+                {move.id: move.company_id for move in moves if servers[move.id] == self.mailbox_2},
+                {move.id: self.company_2 for move in moves if move.company_id == self.company_2},
+            )
+            return count
+
+        queries(few)  # warm the caches that are not per record (parameters, rules)
+        self.assertEqual(queries(few), queries(many))
+
     def test_company_without_choice_falls_back(self):
         """No line for a company: the template's mailbox if it accepts that company, else Odoo's default."""
         company_3 = self.company_3

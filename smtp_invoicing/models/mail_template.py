@@ -5,6 +5,15 @@ from odoo.exceptions import ValidationError
 class MailTemplate(models.Model):
     _inherit = "mail.template"
 
+    smtp_invoicing_mailbox_ids = fields.One2many(
+        "smtp_invoicing.template.mailbox",
+        "template_id",
+        string="Mailbox per company",
+        groups="base.group_system",
+        help="Each company's records leave from that company's mailbox. A company without a line uses "
+        "“Send from mailbox” when it belongs to that company (or to none), else Odoo's default server.",
+    )
+
     @api.constrains("mail_server_id")
     def _check_smtp_invoicing_mail_server(self):
         for template in self:
@@ -19,15 +28,6 @@ class MailTemplate(models.Model):
                         server.verification_state
                     ],
                 ))
-
-    smtp_invoicing_mailbox_ids = fields.One2many(
-        "smtp_invoicing.template.mailbox",
-        "template_id",
-        string="Mailbox per company",
-        groups="base.group_system",
-        help="Each company's records leave from that company's mailbox. A company without a line uses "
-        "“Send from mailbox” when it belongs to that company (or to none), else Odoo's default server.",
-    )
 
     def _smtp_invoicing_company_mail_servers(self, companies):
         """Return {company id: ir.mail_server (sudo, maybe empty)} for this template.
@@ -64,9 +64,11 @@ class MailTemplate(models.Model):
             default = self.sudo().mail_server_id
             return {res_id: default for res_id in res_ids}
         # sudo: only the company of each record is read, to route its mail
-        records = records.sudo()
+        records = records.sudo().exists()
         servers = self._smtp_invoicing_company_mail_servers(records.company_id)
-        return {record.id: servers[record.company_id.id] for record in records}
+        result = dict.fromkeys(res_ids, servers[False])
+        result.update({record.id: servers[record.company_id.id] for record in records})
+        return result
 
     def _generate_template(self, res_ids, render_fields, find_or_create_partners=False):
         """Put each record's company mailbox in the generated values (composer, send_mail)."""
