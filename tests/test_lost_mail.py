@@ -6,6 +6,7 @@ from freezegun import freeze_time
 
 from odoo import fields
 from odoo.exceptions import UserError
+from odoo.tools import mute_logger
 
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
 
@@ -134,3 +135,29 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertIn(invoice.name, self.server.messages[0].message["Subject"])
         self.assertFalse(invoice.smtp_invoicing_mail_failure)
         self.assertTrue(invoice.is_move_sent)
+
+    def test_refused_mail_has_a_readable_reason_4xx_retried_5xx_not(self):
+        """A 4xx reply to one mail puts it back in the queue; a 5xx leaves it failed with a readable reason, once."""
+        invoice = self.invoices(1)
+        self.server.mail_from_reply = (451, "4.3.0 Mailbox temporarily unavailable")
+        # core logs every per-mail refusal as an error, with its stack trace
+        with mute_logger("odoo.addons.mail.models.mail_mail"):
+            self.send_and_print(invoice)
+        mail = self.mails(invoice)
+        self.assertEqual(mail.state, "outgoing")
+        self.assertIn("refused this mail for now", mail.failure_reason)
+        self.assertIn("451", mail.failure_reason)
+
+        self.server.mail_from_reply = (550, "5.7.60 SendAsDenied; not allowed to send as billing")
+        with real_smtp(), mute_logger("odoo.addons.mail.models.mail_mail"):
+            with freeze_time(fields.Datetime.now() + timedelta(minutes=10)):
+                self.env["mail.mail"].process_email_queue()
+            attempts = len(self.server.mail_from_commands)
+            with freeze_time(fields.Datetime.now() + timedelta(hours=5)):
+                self.env["mail.mail"].process_email_queue()
+        self.assertEqual(len(self.server.mail_from_commands), attempts)
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("refused to send as", mail.failure_reason)
+        self.assertNotIn("Traceback", mail.failure_reason)
+        self.assertIn("refused to send as", invoice.smtp_invoicing_mail_failure)
+        self.assertFalse(self.server.messages)

@@ -88,7 +88,7 @@ class TestMultiCompany(SmtpInvoicingCase):
             self.env["mail.mail"].process_email_queue()
         per_company = {self.company: self.server_1, self.company_2: self.server_2}
         for company, server in per_company.items():
-            company_moves = moves.filtered(lambda move: move.company_id == company)
+            company_moves = moves.filtered(lambda move, company=company: move.company_id == company)
             subjects = sorted(received.message["Subject"] for received in server.messages)
             self.assertEqual(len(subjects), len(company_moves), subjects)
             for move in company_moves:

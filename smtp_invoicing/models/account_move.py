@@ -154,7 +154,7 @@ class AccountMove(models.Model):
                         subtype_xmlid="mail.mt_comment",
                         email_layout_xmlid="mail.mail_notification_layout_with_responsible_signature",
                     )
-            except Exception as error:  # noqa: BLE001 -- one invoice must not stop the others
+            except Exception as error:  # one invoice must not stop the others
                 _logger.warning("Automatic payment reminder of invoice %s failed", move.id, exc_info=True)
                 move._message_log(body=_(
                     "The automatic payment reminder could not be sent: %(reason)s",

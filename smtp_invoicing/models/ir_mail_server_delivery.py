@@ -1,9 +1,18 @@
+import contextvars
 import logging
+import smtplib
 
 from odoo import _, fields, models
 from odoo.exceptions import UserError
 
+from odoo.addons.base.models.ir_mail_server import MailDeliveryException
+
 _logger = logging.getLogger(__name__)
+
+# Set by send_email() when an own mailbox's server refused one mail for a
+# temporary reason; read by mail.mail right after, in the same thread, to put
+# that mail back in the queue instead of leaving it in exception.
+TEMPORARY_REFUSAL = contextvars.ContextVar("smtp_invoicing_temporary_refusal", default=False)
 
 # Failures a later attempt may cure: the mailbox stays verified and the mail
 # queue retries its mails. Any other failure means the setting itself is wrong.
@@ -27,6 +36,67 @@ class IrMailServer(models.Model):
         counts = {server.id: count for server, count in groups}
         for server in self:
             server.smtp_invoicing_failed_mail_count = counts.get(server.id, 0)
+
+    def send_email(self, message, mail_server_id=None, smtp_server=None, smtp_port=None,
+                   smtp_user=None, smtp_password=None, smtp_encryption=None,
+                   smtp_ssl_certificate=None, smtp_ssl_private_key=None,
+                   smtp_debug=False, smtp_session=None):
+        """Own mailboxes: a mail refused by the server fails with a reason an accountant understands.
+
+        Called by ``mail.mail._send()`` for each mail; core's message is the
+        raw SMTP exception. A 4xx refusal is flagged for a retry by the queue.
+        """
+        kwargs = {
+            "mail_server_id": mail_server_id, "smtp_server": smtp_server, "smtp_port": smtp_port,
+            "smtp_user": smtp_user, "smtp_password": smtp_password, "smtp_encryption": smtp_encryption,
+            "smtp_ssl_certificate": smtp_ssl_certificate, "smtp_ssl_private_key": smtp_ssl_private_key,
+            "smtp_debug": smtp_debug, "smtp_session": smtp_session,
+        }
+        TEMPORARY_REFUSAL.set(False)
+        mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
+        if not mailbox.smtp_invoicing_mailbox:
+            return super().send_email(message, **kwargs)
+        try:
+            return super().send_email(message, **kwargs)
+        except MailDeliveryException as error:
+            refusal = mailbox._smtp_invoicing_refusal(error.__context__)
+            if not refusal:
+                raise
+            temporary, reason = refusal
+            TEMPORARY_REFUSAL.set(temporary)
+            raise MailDeliveryException(reason) from None
+
+    def _smtp_invoicing_refusal(self, cause):
+        """Return (temporary, human reason) for an SMTP refusal of one mail, or None."""
+        self.ensure_one()
+        if isinstance(cause, smtplib.SMTPRecipientsRefused):
+            replies = list(cause.recipients.values()) or [(550, b"")]
+            code, text = replies[0]
+            temporary = all(400 <= reply[0] < 500 for reply in replies)
+        elif isinstance(cause, smtplib.SMTPResponseException):
+            code, text = cause.smtp_code, cause.smtp_error
+            temporary = 400 <= code < 500
+        else:
+            return None
+        detail = f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+        if temporary:
+            return True, _(
+                "The server of “%(name)s” refused this mail for now; Odoo sends it again in a few minutes. "
+                "(%(detail)s)", name=self.name, detail=detail,
+            )
+        if isinstance(cause, smtplib.SMTPRecipientsRefused):
+            return False, _(
+                "The server of “%(name)s” refused the recipient address: check the customer's email. (%(detail)s)",
+                name=self.name, detail=detail,
+            )
+        if isinstance(cause, smtplib.SMTPSenderRefused):
+            return False, _(
+                "The server of “%(name)s” refused to send as %(email)s: the sender email must belong to the "
+                "mailbox. (%(detail)s)", name=self.name, email=self.sender_email, detail=detail,
+            )
+        return False, _(
+            "The server of “%(name)s” refused this mail. (%(detail)s)", name=self.name, detail=detail,
+        )
 
     def _smtp_invoicing_state_label(self):
         self.ensure_one()

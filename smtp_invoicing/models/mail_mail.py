@@ -2,11 +2,12 @@ from datetime import timedelta
 
 from odoo import fields, models
 
+from .ir_mail_server_delivery import TEMPORARY_REFUSAL
+
 # A mail refused for a temporary reason (4xx, server unreachable) is retried
 # this many times, a little later each time, before it stays in exception.
 MAX_RETRIES = 5
 RETRY_MINUTES = 5
-RECIPIENT_FAILURES = ("mail_email_invalid", "mail_email_missing")
 
 
 class MailMail(models.Model):
@@ -39,11 +40,14 @@ class MailMail(models.Model):
 
         Called by ``send()`` after each attempt. A connection failure of an own
         mailbox that is still verified was temporary (the mailbox would be
-        marked failed otherwise): the mail goes back to the queue, later.
+        marked failed otherwise), and so is a 4xx refusal of the mail itself:
+        the mail goes back to the queue, later.
         """
         mails = self.sudo()
         retry = mails.browse()
-        if failure_type == "mail_smtp":
+        temporary = failure_type == "mail_smtp" or (failure_type and TEMPORARY_REFUSAL.get())
+        TEMPORARY_REFUSAL.set(False)
+        if temporary:
             retry = mails.filtered(
                 lambda mail: mail.state == "exception"
                 and mail.mail_server_id.smtp_invoicing_mailbox
