@@ -68,11 +68,14 @@ class TestLostMail(SmtpInvoicingCase):
 
     def test_password_refused_mid_way_then_resend_after_fix(self):
         """Password revoked: mails stay in exception with a reason, admins get an activity; resend delivers each once."""
+        delivered = self.invoices(1)
+        self.send_in_background(delivered)
+        self.assertEqual(len(self.server.messages), 1)
         moves = self.invoices(3)
         self.server.users[MAILBOX_LOGIN] = "revoked"
         self.send_in_background(moves)
 
-        self.assertFalse(self.server.messages)
+        self.assertEqual(len(self.server.messages), 1)
         mails = self.mails(moves)
         self.assertEqual(len(mails), 3)
         self.assertEqual(set(mails.mapped("state")), {"exception"})
@@ -103,8 +106,8 @@ class TestLostMail(SmtpInvoicingCase):
             self.env["mail.mail"].process_email_queue()
 
         subjects = sorted(received.message["Subject"] for received in self.server.messages)
-        self.assertEqual(len(subjects), 3)
-        for move in moves:
+        self.assertEqual(len(subjects), 4)
+        for move in delivered + moves:
             self.assertEqual(len([s for s in subjects if f"(Ref {move.name})" in s]), 1)
             self.assertTrue(move.is_move_sent)
             self.assertFalse(move.smtp_invoicing_mail_failure)
