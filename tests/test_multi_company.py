@@ -95,6 +95,41 @@ class TestMultiCompany(SmtpInvoicingCase):
                 self.assertEqual(len([s for s in subjects if f"(Ref {move.name})" in s]), 1, move.name)
         self.assertTrue(all(moves.mapped("is_move_sent")))
 
+    def test_a_few_hundred_invoices_in_the_background(self):
+        """200 invoices and credit notes of two companies, sent in the background: each once, through its mailbox."""
+        self.credit_note_template.mail_server_id = self.mailbox_1
+        self.env["smtp_invoicing.template.mailbox"].create({
+            "template_id": self.credit_note_template.id, "company_id": self.company_2.id,
+            "mail_server_id": self.mailbox_2.id,
+        })
+        for company in (self.company, self.company_2):
+            self.partner_a.with_company(company).invoice_sending_method = "email"
+        moves = self.env["account.move"].create([
+            {
+                "move_type": "out_refund" if n % 5 == 0 else "out_invoice",
+                "company_id": company.id,
+                "partner_id": self.partner_a.id,
+                "invoice_date": "2026-01-01",
+                "invoice_line_ids": [(0, 0, {"name": f"Line {n}", "quantity": 1, "price_unit": 10.0 + n,
+                                             "tax_ids": [(6, 0, [])]})],
+            }
+            for n in range(100) for company in (self.company, self.company_2)
+        ])
+        moves.action_post()
+        wizard = self.env["account.move.send.batch.wizard"].with_context(
+            active_model="account.move", active_ids=moves.ids).create({})
+        wizard.action_send_and_print()
+        with real_smtp():
+            while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
+                self.env["account.move"]._cron_account_move_send(job_count=50)
+            self.env["mail.mail"].process_email_queue()
+        for company, server in ((self.company, self.server_1), (self.company_2, self.server_2)):
+            names = {move.name for move in moves if move.company_id == company}
+            received = [message.message["Subject"].rsplit("(Ref ", 1)[-1].rstrip(")") for message in server.messages]
+            self.assertEqual(len(received), 100)
+            self.assertEqual(set(received), names)
+        self.assertTrue(all(moves.mapped("is_move_sent")))
+
     def test_resolution_is_one_query_per_batch(self):
         """Resolving the mailbox of many records of several companies costs no more queries than of two."""
         few = self.invoice(self.company) + self.invoice(self.company_2)
