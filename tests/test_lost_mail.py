@@ -5,8 +5,10 @@ from datetime import timedelta
 from freezegun import freeze_time
 
 from odoo import fields
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tools import mute_logger
+
+from odoo.addons.mail.tests.common import mail_new_test_user
 
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
 
@@ -164,3 +166,12 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertNotIn("Traceback", mail.failure_reason)
         self.assertIn("refused to send as", invoice.smtp_invoicing_mail_failure)
         self.assertFalse(self.server.messages)
+
+    def test_only_administrators_resend(self):
+        """An invoicing user cannot put a mailbox's failed mails back in the queue."""
+        clerk = mail_new_test_user(
+            self.env, login="clerk@invoicing.test", email="clerk@invoicing.test",
+            groups="base.group_user,account.group_account_invoice", company_id=self.company.id,
+        )
+        with self.assertRaises(AccessError):
+            self.mailbox.with_user(clerk).action_smtp_invoicing_resend_failed()

@@ -167,6 +167,7 @@ class IrMailServer(models.Model):
 
     def action_smtp_invoicing_resend_failed(self):
         """Put back in the queue every failed mail of these verified mailboxes (form button)."""
+        self.check_access("write")
         self._smtp_invoicing_check_ready()
         mails = self.env["mail.mail"].sudo().search([
             ("mail_server_id", "in", self.ids), ("state", "=", "exception"),
