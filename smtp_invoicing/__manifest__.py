@@ -11,10 +11,16 @@
     "external_dependencies": {"python": ["cryptography"]},
     "data": [
         "security/smtp_invoicing_security.xml",
+        "security/ir.model.access.csv",
         "data/ir_cron_data.xml",
+        "data/mail_template_data.xml",
         "views/ir_mail_server_views.xml",
+        "views/ir_mail_server_delivery_views.xml",
+        "views/smtp_invoicing_template_mailbox_views.xml",
         "views/mail_template_views.xml",
         "views/res_config_settings_views.xml",
+        "views/account_move_views.xml",
+        "views/res_partner_views.xml",
     ],
     "assets": {
         "web.assets_tests": [

@@ -499,6 +499,7 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_connect(self):
         """Open an authenticated, verified session sending as the mailbox's identity."""
         self.ensure_one()
+        self._smtp_invoicing_check_ready()
         password = self._smtp_invoicing_password()
         timeout, deadline = self._smtp_invoicing_timeouts()
         try:
@@ -507,6 +508,7 @@ class IrMailServer(models.Model):
                 ca_pem=self.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
             )
         except smtp.SmtpCheckError as error:
+            self._smtp_invoicing_connect_failed(error)
             raise UserError(self._smtp_invoicing_reason_message(error)) from None
         sender = email_normalize(self.sender_email)
         connection.smtp_invoicing_mailbox = True  # read by _prepare_email_message()

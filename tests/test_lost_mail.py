@@ -1,0 +1,177 @@
+"""No lost mail: refused before sending, failures kept with a reason, resent once fixed, 4xx retried."""
+
+from datetime import timedelta
+
+from freezegun import freeze_time
+
+from odoo import fields
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import mute_logger
+
+from odoo.addons.mail.tests.common import mail_new_test_user
+
+from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+
+TEMPORARY = (454, "4.7.0 Temporary authentication failure, try again later")
+
+
+class TestLostMail(SmtpInvoicingCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.invoice_template = cls.env.ref("account.email_template_edi_invoice")
+        cls.partner_a.email = "customer@client.test"
+        cls.partner_a.invoice_sending_method = "email"
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.start_server()
+        self.mailbox = self.verify(self.create_mailbox(self.server))
+        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
+        self.invoice_template.mail_server_id = self.mailbox
+
+    def invoices(self, count):
+        return self.env["account.move"].union(*(
+            self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0 + n], post=True)
+            for n in range(count)
+        ))
+
+    def send_and_print(self, invoice):
+        wizard = self.env["account.move.send.wizard"].with_context(
+            active_model="account.move", active_ids=invoice.ids).create({"sending_methods": ["email"]})
+        with real_smtp():
+            wizard.action_send_and_print()
+
+    def send_in_background(self, moves):
+        wizard = self.env["account.move.send.batch.wizard"].with_context(
+            active_model="account.move", active_ids=moves.ids).create({})
+        wizard.action_send_and_print()
+        with real_smtp():
+            while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
+                self.env["account.move"]._cron_account_move_send(job_count=10)
+            self.env["mail.mail"].process_email_queue()
+
+    def mails(self, moves):
+        return self.env["mail.mail"].search([("model", "=", "account.move"), ("res_id", "in", moves.ids)])
+
+    def test_unverified_mailbox_is_refused_before_sending(self):
+        """Send & Print names the mailbox, why it cannot send and who fixes it, and sends nothing."""
+        invoice = self.invoices(1)
+        self.mailbox._smtp_invoicing_set_state("failed", "The user name or password was refused.")
+        connections = self.server.connections
+        with self.assertRaises(UserError) as caught:
+            self.send_and_print(invoice)
+        message = caught.exception.args[0]
+        self.assertIn("Invoices mailbox", message)
+        self.assertIn("password was refused", message)
+        self.assertIn("Settings administrator", message)
+        self.assertFalse(self.server.messages)
+        self.assertEqual(self.server.connections, connections)
+
+    def test_password_refused_mid_way_then_resend_after_fix(self):
+        """Password revoked: mails stay in exception with a reason, admins get an activity; resend delivers each once."""
+        delivered = self.invoices(1)
+        self.send_in_background(delivered)
+        self.assertEqual(len(self.server.messages), 1)
+        moves = self.invoices(3)
+        self.server.users[MAILBOX_LOGIN] = "revoked"
+        self.send_in_background(moves)
+
+        self.assertEqual(len(self.server.messages), 1)
+        mails = self.mails(moves)
+        self.assertEqual(len(mails), 3)
+        self.assertEqual(set(mails.mapped("state")), {"exception"})
+        for mail in mails:
+            self.assertIn("password was refused", mail.failure_reason)
+            self.assertNotIn("Traceback", mail.failure_reason)
+        self.assertEqual(self.mailbox.verification_state, "failed")
+        self.assertIn("password was refused", self.mailbox.verification_message)
+        self.assertTrue(self.mailbox.activity_ids)
+        self.assertEqual(self.mailbox.smtp_invoicing_failed_mail_count, 3)
+        for move in moves:
+            self.assertFalse(move.is_move_sent)
+            self.assertIn("password was refused", move.smtp_invoicing_mail_failure)
+
+        # a permanent failure is not retried in a loop: the queue leaves it alone
+        attempts = len(self.server.auth_attempts)
+        with real_smtp():
+            self.env["mail.mail"].process_email_queue()
+        self.assertEqual(len(self.server.auth_attempts), attempts)
+        with self.assertRaises(UserError):
+            self.mailbox.action_smtp_invoicing_resend_failed()
+
+        self.server.users[MAILBOX_LOGIN] = PASSWORD
+        self.verify(self.mailbox)
+        self.assertEqual(self.mailbox.verification_state, "verified")
+        self.mailbox.action_smtp_invoicing_resend_failed()
+        with real_smtp():
+            self.env["mail.mail"].process_email_queue()
+
+        subjects = sorted(received.message["Subject"] for received in self.server.messages)
+        self.assertEqual(len(subjects), 4)
+        for move in delivered + moves:
+            self.assertEqual(len([s for s in subjects if f"(Ref {move.name})" in s]), 1)
+            self.assertTrue(move.is_move_sent)
+            self.assertFalse(move.smtp_invoicing_mail_failure)
+        self.assertFalse(self.mailbox.activity_ids)
+        self.assertEqual(self.mailbox.smtp_invoicing_failed_mail_count, 0)
+
+    def test_temporary_failure_is_retried_and_delivered_once(self):
+        """A 4xx refusal leaves the mail in the queue, shown on the invoice; the next run delivers it once."""
+        invoice = self.invoices(1)
+        self.server.auth_reply = TEMPORARY
+        self.send_and_print(invoice)
+        self.assertFalse(self.server.messages)
+        mail = self.mails(invoice)
+        self.assertEqual(mail.state, "outgoing")
+        self.assertEqual(mail.smtp_invoicing_retry_count, 1)
+        self.assertEqual(self.mailbox.verification_state, "verified")
+        self.assertIn("temporary", invoice.smtp_invoicing_mail_failure)
+        self.assertFalse(invoice.is_move_sent)
+
+        self.server.auth_reply = None
+        with real_smtp():
+            self.env["mail.mail"].process_email_queue()
+            self.assertFalse(self.server.messages, "retried before its time")
+            with freeze_time(fields.Datetime.now() + timedelta(minutes=10)):
+                self.env["mail.mail"].process_email_queue()
+            self.env["mail.mail"].process_email_queue()
+        self.assertEqual(len(self.server.messages), 1)
+        self.assertIn(invoice.name, self.server.messages[0].message["Subject"])
+        self.assertFalse(invoice.smtp_invoicing_mail_failure)
+        self.assertTrue(invoice.is_move_sent)
+
+    def test_refused_mail_has_a_readable_reason_4xx_retried_5xx_not(self):
+        """A 4xx reply to one mail puts it back in the queue; a 5xx leaves it failed with a readable reason, once."""
+        invoice = self.invoices(1)
+        self.server.mail_from_reply = (451, "4.3.0 Mailbox temporarily unavailable")
+        # core logs every per-mail refusal as an error, with its stack trace
+        with mute_logger("odoo.addons.mail.models.mail_mail"):
+            self.send_and_print(invoice)
+        mail = self.mails(invoice)
+        self.assertEqual(mail.state, "outgoing")
+        self.assertIn("refused this mail for now", mail.failure_reason)
+        self.assertIn("451", mail.failure_reason)
+
+        self.server.mail_from_reply = (550, "5.7.60 SendAsDenied; not allowed to send as billing")
+        with real_smtp(), mute_logger("odoo.addons.mail.models.mail_mail"):
+            with freeze_time(fields.Datetime.now() + timedelta(minutes=10)):
+                self.env["mail.mail"].process_email_queue()
+            attempts = len(self.server.mail_from_commands)
+            with freeze_time(fields.Datetime.now() + timedelta(hours=5)):
+                self.env["mail.mail"].process_email_queue()
+        self.assertEqual(len(self.server.mail_from_commands), attempts)
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("refused to send as", mail.failure_reason)
+        self.assertNotIn("Traceback", mail.failure_reason)
+        self.assertIn("refused to send as", invoice.smtp_invoicing_mail_failure)
+        self.assertFalse(self.server.messages)
+
+    def test_only_administrators_resend(self):
+        """An invoicing user cannot put a mailbox's failed mails back in the queue."""
+        clerk = mail_new_test_user(
+            self.env, login="clerk@invoicing.test", email="clerk@invoicing.test",
+            groups="base.group_user,account.group_account_invoice", company_id=self.company.id,
+        )
+        with self.assertRaises(AccessError):
+            self.mailbox.with_user(clerk).action_smtp_invoicing_resend_failed()
