@@ -104,11 +104,15 @@ class TestFaults(SmtpInvoicingCase):
         # each failed mail is kept with its reason, for the user's Retry
         self.assertEqual(mails["reset"].state, "exception")
         self.assertTrue(mails["reset"].failure_reason)
-        self.assertEqual(mails["451"].state, "exception")
-        self.assertIn("451", mails["451"].failure_reason)
+        # a temporary refusal goes back to the queue, later (issue 3's retry policy)
+        self.assertEqual(mails["451"].state, "outgoing")
+        self.assertEqual(mails["451"].smtp_invoicing_retry_count, 1)
+        self.assertGreater(mails["451"].scheduled_date, fields.Datetime.now())
         self.assertEqual(mails["554"].state, "exception")
         self.assertIn("spam", mails["554"].failure_reason)
-        self.assertEqual(mails["gone"].state, "exception")
+        # an unreachable mailbox is a temporary failure too: retried later, reason kept
+        self.assertEqual(mails["gone"].state, "outgoing")
+        self.assertEqual(mails["gone"].smtp_invoicing_retry_count, 1)
         self.assertIn("refused the connection", mails["gone"].failure_reason)
         for server in servers.values():
             self.assertEqual(server.messages, [])
