@@ -182,6 +182,7 @@ class Measure:
     def __enter__(self):
         thread = threading.current_thread()
         thread.query_count = getattr(thread, "query_count", 0)
+        thread.query_time = getattr(thread, "query_time", 0.0)  # Odoo updates both counters
         self._queries = thread.query_count
         self.rss_before = _status_kb("VmRSS")
         _reset_peak_rss()
@@ -237,3 +238,47 @@ def table(headers, rows):
     print(line.format(*("-" * width for width in widths)))
     for row in rows:
         print(line.format(*(str(cell) for cell in row)))
+
+
+# --------------------------------------------------------------------------- invoice-like mails
+
+INVOICE_BODY = """<div style="margin: 0px; padding: 0px;">
+<p style="margin: 0px; padding: 0px; font-size: 13px;">Dear {customer},<br/><br/>
+Here is your invoice <strong>{number}</strong> amounting in <strong>$ {amount:,.2f}</strong> from ACME
+Corporation. Please remit payment at your earliest convenience.<br/>
+Please use the following communication for your payment: <strong>{number}</strong>.<br/><br/>
+Do not hesitate to contact us if you have any questions.<br/><br/>--<br/>ACME Billing</p>
+<table style="width: 100%; border-collapse: collapse;">{lines}</table></div>"""
+INVOICE_LINE = '<tr><td style="padding: 4px;">Consulting, {day:02d}/11</td><td style="text-align: right;">$ 125.00</td></tr>'
+
+
+def queue_invoices(env, count, company, tag, mail_server=None):
+    """Queue ``count`` invoice-like mails (HTML body, 12 KB PDF attachment) of ``company``."""
+    customer = env["res.partner"].create({"name": f"Customer {tag}", "email": f"customer-{tag}@client.test"})
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 48
+    attachments = env["ir.attachment"].create([{
+        "name": f"INV_{tag}_{index:05d}.pdf", "raw": pdf, "mimetype": "application/pdf",
+        "res_model": "res.partner", "res_id": customer.id,
+    } for index in range(count)])
+    lines = "".join(INVOICE_LINE.format(day=day) for day in range(1, 11))
+    return env["mail.mail"].create([{
+        "subject": f"ACME Invoice (Ref INV/2026/{tag}{index:05d})",
+        "body_html": INVOICE_BODY.format(customer=customer.name, number=f"INV/2026/{tag}{index:05d}",
+                                         amount=1250 + index, lines=lines),
+        "email_from": LOGIN, "email_to": customer.email, "model": "res.partner", "res_id": customer.id,
+        "record_company_id": company.id, "mail_server_id": mail_server.id if mail_server else False,
+        "attachment_ids": [(4, attachment.id)],
+    } for index, attachment in enumerate(attachments)])
+
+
+def send_queue(registry, mail_ids):
+    """Send queued mails as the mail queue's scheduled action does; return its Measure and batch count."""
+    with environment(registry) as env:
+        mails = env["mail.mail"].browse(mail_ids)
+        batches = len(list(mails._split_by_mail_configuration()))
+        env.cr.rollback()  # routing may have written; the measured run routes again
+    with environment(registry) as env, Measure() as measure:
+        env["mail.mail"].process_email_queue()
+    with environment(registry) as env:
+        failed = env["mail.mail"].search_count([("id", "in", mail_ids), ("state", "=", "exception")])
+    return measure, batches, failed
