@@ -15,7 +15,7 @@ from benchkit import (
     send_queue, table,
 )
 
-MAILS = int(os.environ.get("SMTP_INVOICING_BENCH_MAILS", 1000))
+MAILS = int(os.environ.get("SMTP_INVOICING_BENCH_MAILS", "1000"))
 WARMUP = 30
 
 

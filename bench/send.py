@@ -13,7 +13,7 @@ from benchkit import (
     send_queue, table,
 )
 
-MAILS = int(os.environ.get("SMTP_INVOICING_BENCH_MAILS", 1000))
+MAILS = int(os.environ.get("SMTP_INVOICING_BENCH_MAILS", "1000"))
 MAILBOXES = 3
 WARMUP = 30
 SMALL = 100

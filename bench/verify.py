@@ -87,7 +87,7 @@ def main():
     table(
         ["path", "settings", "ok", "failed", "pending", "seconds", "per setting"],
         [
-            ["module cron (workers %s)" % workers, SETTINGS, states["verified"], states["failed"], states["pending"],
+            [f"module cron (workers {workers})", SETTINGS, states["verified"], states["failed"], states["pending"],
              f"{module_seconds:.1f}", f"{module_seconds / SETTINGS * 1000:.0f} ms"],
             [f"core test_smtp_connection, sequential ({baseline_note})", len(baseline_ids), outcomes["ok"],
              outcomes["failed"], "-", f"{baseline_seconds:.1f}", f"{baseline_seconds / SETTINGS * 1000:.0f} ms"],
