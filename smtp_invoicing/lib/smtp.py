@@ -4,6 +4,7 @@ Pure Python (no Odoo). Every failure is reported as :class:`SmtpCheckError` with
 machine-readable ``reason`` so that the caller can show an actionable message.
 """
 import base64
+import functools
 import hmac
 import logging
 import re
@@ -11,6 +12,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +53,21 @@ def make_ssl_context(ca_pem=None):
         except ssl.SSLError as exc:
             raise ValueError("invalid CA certificate PEM: %s" % exc) from exc
     return context
+
+
+# Loading the system CA store costs ~0.1 s of CPU: contexts are shared between
+# connections (an SSLContext is safe to use from several threads) and rebuilt hourly
+# so that an updated CA store is picked up.
+_CONTEXT_LIFETIME = 3600
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_ssl_context(ca_pem, period):
+    return make_ssl_context(ca_pem)
+
+
+def _shared_ssl_context(ca_pem):
+    return _cached_ssl_context(ca_pem or None, int(time.monotonic() // _CONTEXT_LIFETIME))
 
 
 class _Deadline:
@@ -257,7 +274,7 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
     """Connect, secure and authenticate under ``deadline`` (a _Deadline); returns the connection."""
     if protocol not in PROTOCOLS:
         raise ValueError("protocol must be one of %s" % (PROTOCOLS,))
-    context = make_ssl_context(ca_pem)
+    context = _shared_ssl_context(ca_pem)
     if protocol == "ssl":
         connection = _GuardedSMTP_SSL(local_hostname=local_hostname, timeout=timeout, context=context)
     else:

@@ -1,7 +1,13 @@
 import contextvars
+import functools
 import logging
 import os
+import threading
+import time
+from concurrent import futures
 from datetime import timedelta
+
+import psycopg2
 
 from odoo import _, api, fields, models, modules, tools
 from odoo.exceptions import UserError, ValidationError
@@ -20,17 +26,107 @@ ENABLED_PARAM = "smtp_invoicing.enabled"
 DEFAULT_TIMEOUT = 20
 DEFAULT_DEADLINE = 45
 DEFAULT_REVERIFY_HOURS = 24
-VERIFY_BATCH_SIZE = 10
+DEFAULT_WORKERS = 16
+DEFAULT_BUDGET = 120
 
 
 def secret_box():
-    """Return the SecretBox of this Odoo server's keys (environment, config file, key file)."""
+    """Return the SecretBox of this Odoo server's keys (environment, config file, key file).
+
+    The box is cached per key source: the key file is read again only when it changes.
+    """
     raw = os.environ.get(crypto.ENV_VARIABLE) or tools.config.get(crypto.CONFIG_OPTION)
     if raw:
-        keys = crypto.parse_keys(raw)
-    else:
-        keys = crypto.key_file_keys(tools.config["data_dir"])
-    return crypto.SecretBox(keys)
+        return _box_of_keys(raw)
+    data_dir = tools.config["data_dir"]
+    path = os.path.join(data_dir, crypto.KEY_FILE_NAME)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        crypto.key_file_keys(data_dir)  # creates it
+        stat = os.stat(path)
+    return _box_of_key_file(path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _box_of_keys(raw):
+    return crypto.SecretBox(crypto.parse_keys(raw))
+
+
+@functools.lru_cache(maxsize=4)
+def _box_of_key_file(path, inode, mtime_ns, size):
+    return crypto.SecretBox(crypto.key_file_keys(os.path.dirname(path)))
+
+
+def _in_test_transaction():
+    """True while tests run: everything happens in one transaction, never committed."""
+    return bool(modules.module.current_test) or getattr(threading.current_thread(), "testing", False)
+
+
+class _Claim:
+    """A mailbox locked for verification, with the transaction that records its result.
+
+    Outside tests each claim has a cursor of its own: its row lock (FOR UPDATE SKIP
+    LOCKED) lasts exactly as long as the verification, so two cron workers never verify
+    the same mailbox, and the result is committed the moment it arrives, whatever
+    happens to the other mailboxes and to the cron's own transaction. Tests run in one
+    transaction that is rolled back at the end and that no other connection can see:
+    there the claim locks and records through the caller's environment, without commit.
+    """
+
+    def __init__(self, server, cr=None):
+        self.server = server
+        self._cr = cr
+
+    @classmethod
+    def take(cls, model, server_id):
+        """Lock mailbox ``server_id`` if it still awaits a verification; None otherwise."""
+        cr = None
+        if not _in_test_transaction():
+            cr = model.env.registry.cursor()
+            model = model.with_env(model.env(cr=cr))
+        try:
+            server = model.browse(server_id)._smtp_invoicing_lock()
+            # a worker that started earlier may have recorded it since this run listed it
+            server = server.filtered_domain(model._smtp_invoicing_verification_domain())
+        except psycopg2.errors.SerializationFailure:
+            if cr is None:
+                raise
+            server = model.browse()  # recorded by another worker while being locked
+        if not server:
+            if cr is not None:
+                cr.close()
+            return None
+        return cls(server, cr)
+
+    def prepare(self):
+        """Return the arguments of ``smtp.verify``, or record why there are none and return None."""
+        try:
+            return self.server._smtp_invoicing_verify_request()
+        except Exception as error:  # noqa: BLE001 - recorded as the mailbox's failure
+            self._finish(error)
+        return None
+
+    def record(self, future):
+        """Record the outcome of the finished verification ``future``."""
+        self._finish(future.exception())
+
+    def _finish(self, error):
+        try:
+            self.server._smtp_invoicing_record_verification(error)
+            if self._cr is not None:
+                self._cr.commit()
+        except Exception:
+            if self._cr is None:
+                raise
+            _logger.exception("Mail server %s: the verification result could not be saved", self.server.id)
+        finally:
+            self.release()
+
+    def release(self):
+        """Close the claim's own cursor, if any (idempotent)."""
+        if self._cr is not None and not self._cr.closed:
+            self._cr.close()
 
 
 class IrMailServer(models.Model):
@@ -333,16 +429,49 @@ class IrMailServer(models.Model):
     def _cron_verify_mail_servers(self):
         """Scheduled action: verify pending mailboxes, then re-verify stale verified ones.
 
-        Works in bounded batches; the cron framework commits after each batch
-        and calls again while ``remaining`` is positive.
+        Verifications run concurrently in a bounded thread pool that does network work
+        only (``smtp.verify``): settings are read and results recorded in this thread,
+        each result committed as it arrives (see :class:`_Claim`). Once the run's time
+        budget is spent no new verification starts; the rest is left to the next run,
+        triggered at once.
         """
-        domain = self._smtp_invoicing_verification_domain()
-        servers = self.search(domain, order="verification_state, id", limit=VERIFY_BATCH_SIZE)
-        servers = servers._smtp_invoicing_lock()
-        for server in servers:
-            server._smtp_invoicing_verify()
-        remaining = self.search_count(domain)
-        self.env["ir.cron"]._notify_progress(done=len(servers), remaining=remaining)
+        params = self.env["ir.config_parameter"].sudo()
+        workers = max(1, int(params.get_param("smtp_invoicing.verify_workers", DEFAULT_WORKERS)))
+        # each verification under way holds a database connection (its row lock)
+        workers = min(workers, max(1, tools.config["db_maxconn"] // 4))
+        budget = float(params.get_param("smtp_invoicing.verify_budget", DEFAULT_BUDGET))
+        server_ids = self.search(self._smtp_invoicing_verification_domain(), order="verification_state, id").ids
+        started = time.monotonic()
+        position = done = 0
+        running = {}
+        with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp_invoicing_verify") as pool:
+            try:
+                while True:
+                    while len(running) < workers and position < len(server_ids) \
+                            and time.monotonic() - started < budget:
+                        claim = _Claim.take(self, server_ids[position])
+                        position += 1
+                        if claim is None:
+                            continue
+                        request = claim.prepare()
+                        if request is None:
+                            done += 1
+                        else:
+                            running[pool.submit(smtp.verify, **request)] = claim
+                    if not running:
+                        break
+                    finished, _pending = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                    for future in finished:
+                        running.pop(future).record(future)
+                        done += 1
+            finally:
+                for claim in running.values():
+                    claim.release()
+        remaining = len(server_ids) - position
+        if remaining:
+            _logger.info("Mail server verification: time budget spent, %s left for the next run", remaining)
+            self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         return True
 
     def _smtp_invoicing_lock(self):
@@ -355,33 +484,42 @@ class IrMailServer(models.Model):
         locked = {row[0] for row in self.env.cr.fetchall()}
         return self.filtered(lambda s: s.id in locked)
 
-    def _smtp_invoicing_verify(self):
-        """Verify one mailbox and record the result; never raises."""
+    def _smtp_invoicing_verify_request(self):
+        """Return the keyword arguments of ``smtp.verify`` for this mailbox.
+
+        Raises UserError when the mailbox cannot be verified (licence, password). Called
+        by the scheduled action before the network work: verification threads never
+        touch the ORM.
+        """
         self.ensure_one()
         server = self.sudo()
-        try:
-            if not server._smtp_invoicing_licensed_user():
-                raise UserError(server._smtp_invoicing_license_message())
-            password = server._smtp_invoicing_password()
-            if not password:
-                raise UserError(_("Enter the password of the mailbox, then verify again."))
-            timeout, deadline = server._smtp_invoicing_timeouts()
-            smtp.verify(
-                server.smtp_host, server.smtp_port, server.smtp_encryption, server.smtp_user, password,
-                email_normalize(server.sender_email),
-                ca_pem=server.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
-            )
-        except smtp.SmtpCheckError as error:
-            server._smtp_invoicing_set_state("failed", server._smtp_invoicing_reason_message(error))
-        except UserError as error:
-            server._smtp_invoicing_set_state("failed", error.args[0])
-        except Exception:
-            _logger.exception("Unexpected error while verifying mail server %s", server.id)
-            server._smtp_invoicing_set_state("failed", _(
-                "Unexpected error during the verification. Try again; if it persists, contact your Odoo administrator."))
-        else:
+        if not server._smtp_invoicing_licensed_user():
+            raise UserError(server._smtp_invoicing_license_message())
+        password = server._smtp_invoicing_password()
+        if not password:
+            raise UserError(_("Enter the password of the mailbox, then verify again."))
+        timeout, deadline = server._smtp_invoicing_timeouts()
+        return {
+            "host": server.smtp_host, "port": server.smtp_port, "protocol": server.smtp_encryption,
+            "user": server.smtp_user, "password": password, "sender_email": email_normalize(server.sender_email),
+            "ca_pem": server.smtp_invoicing_ca_cert or None, "timeout": timeout, "deadline": deadline,
+        }
+
+    def _smtp_invoicing_record_verification(self, error=None):
+        """Record the outcome of a verification that raised ``error`` (None: it succeeded)."""
+        self.ensure_one()
+        server = self.sudo()
+        if error is None:
             server._smtp_invoicing_set_state("verified", _(
                 "Verified: Odoo connected securely, logged in and may send as %(email)s.", email=server.sender_email))
+        elif isinstance(error, smtp.SmtpCheckError):
+            server._smtp_invoicing_set_state("failed", server._smtp_invoicing_reason_message(error))
+        elif isinstance(error, UserError):
+            server._smtp_invoicing_set_state("failed", error.args[0])
+        else:
+            _logger.error("Unexpected error while verifying mail server %s", server.id, exc_info=error)
+            server._smtp_invoicing_set_state("failed", _(
+                "Unexpected error during the verification. Try again; if it persists, contact your Odoo administrator."))
 
     def _smtp_invoicing_timeouts(self):
         params = self.env["ir.config_parameter"].sudo()

@@ -1,0 +1,284 @@
+"""Shared pieces of the benchmarks: Odoo booted in-process outside test mode, loopback
+SMTP servers in a separate process, measurements and output.
+
+Run through ``scripts/bench.sh verify|send|limit``, which prepares the database.
+"""
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+import time
+
+ODOO_SRC = os.environ.get("ODOO_SRC", "/opt/odoo/18.0")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+for _path in (ODOO_SRC, TESTS):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+DB_NAME = os.environ.get("SMTP_INVOICING_BENCH_DB", "smtp_invoicing_bench")
+DATA_DIR = os.environ.get("SMTP_INVOICING_BENCH_DATA_DIR", "/var/tmp/smtp_invoicing_bench")
+LOGIN = "billing@bench.test"
+PASSWORD = "bench-app-pass-7Qx"
+
+
+# --------------------------------------------------------------------------- Odoo
+
+def boot():
+    """Load the registry of the bench database, as a server would: not in test mode."""
+    import odoo
+
+    odoo.tools.config.parse_config(setup_logging=True, args=[
+        "--database", DB_NAME,
+        "--addons-path", f"{ODOO_SRC}/odoo/addons,{ROOT}",
+        "--db_host", "127.0.0.1",
+        "--db_user", os.environ.get("PGUSER", "root"),
+        "--data-dir", DATA_DIR,
+        "--log-level", os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
+        "--without-demo", "all",
+        "--workers", "0",
+        "--max-cron-threads", "0",
+    ])
+    odoo.service.server.load_server_wide_modules()
+    registry = odoo.modules.registry.Registry(DB_NAME)
+    assert not odoo.modules.module.current_test
+    return registry
+
+
+@contextlib.contextmanager
+def environment(registry):
+    """A superuser environment on a new cursor, committed at the end."""
+    from odoo import SUPERUSER_ID, api
+
+    with registry.cursor() as cr:
+        yield api.Environment(cr, SUPERUSER_ID, {})
+
+
+def prepare_company(env):
+    """Switch the feature on and create the licensed user owning the bench mailboxes."""
+    env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
+    company = env.ref("base.main_company")
+    env["res.users"].with_context(no_reset_password=True).create({
+        "name": "Billing Desk", "login": LOGIN, "email": LOGIN, "company_id": company.id,
+        "company_ids": [(6, 0, company.ids)], "groups_id": [(6, 0, env.ref("base.group_user").ids)],
+    })
+    return company
+
+
+def mailbox_values(port, ca_pem, company, **values):
+    vals = {
+        "name": f"Mailbox {port}", "smtp_invoicing_mailbox": True, "sender_name": "ACME Billing",
+        "sender_email": LOGIN, "smtp_user": LOGIN, "smtp_pass": PASSWORD, "smtp_host": "127.0.0.1",
+        "smtp_port": port, "smtp_encryption": "starttls", "smtp_authentication": "login",
+        "smtp_invoicing_ca_cert": ca_pem, "smtp_invoicing_company_id": company.id,
+    }
+    vals.update(values)
+    return vals
+
+
+# --------------------------------------------------------------------------- loopback servers
+
+def _serve(conn):
+    """Child process: run loopback servers and answer the parent's requests."""
+    import logging
+    import warnings
+
+    import smtp_servers
+    from smtp_servers import Pki, ReceivedMessage, SilentListener, SmtpServer
+
+    async def handle_data(self, server, session, envelope):
+        # keep the bytes, skip the test fixture's MIME parsing: the sink must not be the bottleneck
+        received = ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos),
+                                   envelope.original_content or envelope.content, None)
+        with self._owner._lock:
+            self._owner.messages.append(received)
+        return "250 2.0.0 OK queued"
+
+    smtp_servers._Handler.handle_DATA = handle_data
+    warnings.simplefilter("ignore", DeprecationWarning)  # aiosmtpd's Session.login_data, once per AUTH
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # refused or timed-out clients
+    pki = Pki()
+    servers = []
+    try:
+        while True:
+            command, argument = conn.recv()
+            if command == "start":
+                started = []
+                for kind in argument:
+                    if kind == "silent":
+                        server = SilentListener().__enter__()
+                    else:
+                        server = SmtpServer(mode=kind, cert=pki.leaf(), users={LOGIN: PASSWORD}).__enter__()
+                    servers.append(server)
+                    started.append(server.port)
+                conn.send({"ports": started, "ca_pem": pki.ca_pem})
+            elif command == "stats":
+                conn.send([
+                    (len(server._sockets), 0) if isinstance(server, SilentListener)
+                    else (server.connections, len(server.messages))
+                    for server in servers
+                ])
+            elif command == "messages":
+                conn.send([(m.mail_from, m.rcpt_tos, m.content) for m in servers[argument].messages])
+            elif command == "stop":
+                break
+    finally:
+        for server in servers:
+            server.__exit__(None, None, None)
+        pki.cleanup()
+        conn.send(None)
+
+
+class Fleet:
+    """Loopback SMTP servers and silent listeners served by a separate process.
+
+    Keeps the servers' CPU time out of the measured Odoo process (2-core machines).
+    """
+
+    def __init__(self):
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), daemon=True)
+        self._process.start()
+        self.ports = []
+        self.ca_pem = None
+
+    def start(self, kinds):
+        """Start servers of ``kinds`` ("starttls", "ssl", "silent"); return their ports."""
+        self._conn.send(("start", list(kinds)))
+        answer = self._conn.recv()
+        self.ca_pem = answer["ca_pem"]
+        self.ports.extend(answer["ports"])
+        return answer["ports"]
+
+    def stats(self):
+        """[(connections, messages)] per server, in start order."""
+        self._conn.send(("stats", None))
+        return self._conn.recv()
+
+    def messages(self, index):
+        self._conn.send(("messages", index))
+        return self._conn.recv()
+
+    def close(self):
+        self._conn.send(("stop", None))
+        self._conn.recv()
+        self._process.join(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+# --------------------------------------------------------------------------- measuring
+
+class Measure:
+    """Wall time, SQL queries of this thread (all cursors) and peak RSS of a block."""
+
+    def __enter__(self):
+        thread = threading.current_thread()
+        thread.query_count = getattr(thread, "query_count", 0)
+        thread.query_time = getattr(thread, "query_time", 0.0)  # Odoo updates both counters
+        self._queries = thread.query_count
+        self.rss_before = _status_kb("VmRSS")
+        _reset_peak_rss()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.seconds = time.perf_counter() - self._start
+        self.queries = threading.current_thread().query_count - self._queries
+        self.peak_rss_mb = _status_kb("VmHWM") / 1024
+        self.peak_growth_mb = (_status_kb("VmHWM") - self.rss_before) / 1024
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss():
+    # Linux: writing 5 to clear_refs resets VmHWM, so each block reports its own peak
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def machine():
+    """One line describing the machine: cores, CPU model, RAM."""
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ram_gb = _meminfo_kb("MemTotal") / 1024 / 1024
+    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}, {ram_gb:.0f} GB RAM"
+
+
+def _meminfo_kb(field):
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def table(headers, rows):
+    """Print rows (sequences of str) as an aligned text table."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    line = "  ".join("{:<%d}" % width for width in widths)
+    print(line.format(*headers))
+    print(line.format(*("-" * width for width in widths)))
+    for row in rows:
+        print(line.format(*(str(cell) for cell in row)))
+
+
+# --------------------------------------------------------------------------- invoice-like mails
+
+INVOICE_BODY = """<div style="margin: 0px; padding: 0px;">
+<p style="margin: 0px; padding: 0px; font-size: 13px;">Dear {customer},<br/><br/>
+Here is your invoice <strong>{number}</strong> amounting in <strong>$ {amount:,.2f}</strong> from ACME
+Corporation. Please remit payment at your earliest convenience.<br/>
+Please use the following communication for your payment: <strong>{number}</strong>.<br/><br/>
+Do not hesitate to contact us if you have any questions.<br/><br/>--<br/>ACME Billing</p>
+<table style="width: 100%; border-collapse: collapse;">{lines}</table></div>"""
+INVOICE_LINE = '<tr><td style="padding: 4px;">Consulting, {day:02d}/11</td><td style="text-align: right;">$ 125.00</td></tr>'
+
+
+def queue_invoices(env, count, company, tag, mail_server=None):
+    """Queue ``count`` invoice-like mails (HTML body, 12 KB PDF attachment) of ``company``."""
+    customer = env["res.partner"].create({"name": f"Customer {tag}", "email": f"customer-{tag}@client.test"})
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 48
+    attachments = env["ir.attachment"].create([{
+        "name": f"INV_{tag}_{index:05d}.pdf", "raw": pdf, "mimetype": "application/pdf",
+        "res_model": "res.partner", "res_id": customer.id,
+    } for index in range(count)])
+    lines = "".join(INVOICE_LINE.format(day=day) for day in range(1, 11))
+    return env["mail.mail"].create([{
+        "subject": f"ACME Invoice (Ref INV/2026/{tag}{index:05d})",
+        "body_html": INVOICE_BODY.format(customer=customer.name, number=f"INV/2026/{tag}{index:05d}",
+                                         amount=1250 + index, lines=lines),
+        "email_from": LOGIN, "email_to": customer.email, "model": "res.partner", "res_id": customer.id,
+        "record_company_id": company.id, "mail_server_id": mail_server.id if mail_server else False,
+        "attachment_ids": [(4, attachment.id)],
+    } for index, attachment in enumerate(attachments)])
+
+
+def send_queue(registry, mail_ids):
+    """Send queued mails as the mail queue's scheduled action does; return its Measure and batch count."""
+    with environment(registry) as env:
+        mails = env["mail.mail"].browse(mail_ids)
+        batches = len(list(mails._split_by_mail_configuration()))
+        env.cr.rollback()  # routing may have written; the measured run routes again
+    with environment(registry) as env, Measure() as measure:
+        env["mail.mail"].process_email_queue()
+    with environment(registry) as env:
+        failed = env["mail.mail"].search_count([("id", "in", mail_ids), ("state", "=", "exception")])
+    return measure, batches, failed

@@ -1,0 +1,117 @@
+"""Behaviour at scale: parallel verification within a time budget, sending without per-mail overhead."""
+
+import time
+
+from common import MAILBOX_LOGIN, SmtpInvoicingCase, real_smtp
+from smtp_servers import SilentListener, SmtpServer
+
+
+class TestParallelVerification(SmtpInvoicingCase):
+    def set_params(self, **values):
+        params = self.env["ir.config_parameter"].sudo()
+        for name, value in values.items():
+            params.set_param(f"smtp_invoicing.{name}", str(value))
+
+    def pending_count(self):
+        return self.env["ir.mail_server"].search_count([("verification_state", "=", "pending")])
+
+    def test_dead_hosts_cost_one_timeout_in_parallel(self):
+        """Two live and two silent mailboxes are all verified in about one timeout, nothing left pending."""
+        self.set_params(verify_timeout=2, verify_deadline=4, verify_workers=8)
+        with SilentListener() as first, SilentListener() as second:
+            live = self.create_mailbox(name="Live 1") | self.create_mailbox(name="Live 2")
+            dead = self.create_mailbox(name="Dead 1", smtp_port=first.port) \
+                | self.create_mailbox(name="Dead 2", smtp_port=second.port)
+            (live | dead).action_verify()
+            start = time.monotonic()
+            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            elapsed = time.monotonic() - start
+        self.assertEqual(set(live.mapped("verification_state")), {"verified"}, live.mapped("verification_message"))
+        self.assertEqual(set(dead.mapped("verification_state")), {"failed"})
+        for mailbox in dead:
+            self.assertIn("did not answer in time", mailbox.verification_message)
+        # one after the other, the two silent mailboxes alone would take 2 x 2 s
+        self.assertLess(elapsed, 3.5)
+        self.assertEqual(self.pending_count(), 0)
+
+    def test_spent_budget_leaves_the_rest_to_the_next_run(self):
+        """Once the time budget is spent no verification starts: the rest stays pending and the cron is triggered again."""
+        self.set_params(verify_timeout=1, verify_deadline=2, verify_workers=1, verify_budget=0.5)
+        cron = self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")
+        with SilentListener() as listener:
+            mailboxes = self.env["ir.mail_server"].browse()
+            for index in range(3):
+                mailboxes |= self.create_mailbox(name=f"Silent {index}", smtp_port=listener.port)
+            mailboxes.action_verify()
+            triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            self.assertEqual(mailboxes.mapped("verification_state"), ["failed", "pending", "pending"])
+            self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1)
+
+            self.set_params(verify_workers=8, verify_budget=60)
+            start = time.monotonic()
+            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            elapsed = time.monotonic() - start
+        self.assertEqual(mailboxes.mapped("verification_state"), ["failed"] * 3)
+        self.assertLess(elapsed, 1.9)
+        self.assertEqual(self.pending_count(), 0)
+
+
+class TestSendingOverhead(SmtpInvoicingCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.other_server = cls.start_server()
+        cls.mailboxes = cls.create_mailbox(name="Invoices") | cls.create_mailbox(cls.other_server, name="Reminders")
+        cls.relay = SmtpServer(mode="plain")
+        cls.relay.__enter__()
+        cls.addClassCleanup(cls.relay.__exit__, None, None, None)
+        cls.core = cls.env["ir.mail_server"].create({
+            "name": "Core relay", "smtp_host": cls.relay.host, "smtp_port": cls.relay.port,
+            "smtp_encryption": "none", "sequence": 1,
+        })
+
+    def queue(self, count, mail_server):
+        return self.env["mail.mail"].create([{
+            "email_to": f"customer{index}@client.test", "subject": f"Invoice INV/{index:05d}",
+            "body_html": f"<p>Dear customer, please find invoice INV/{index:05d} attached.</p>",
+            "email_from": MAILBOX_LOGIN, "mail_server_id": mail_server.id, "record_company_id": self.company.id,
+        } for index in range(count)])
+
+    def queries(self, function):
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.env.cr.sql_log_count
+        function()
+        self.env.flush_all()
+        return self.env.cr.sql_log_count - before
+
+    def test_routing_costs_no_query_per_mail(self):
+        """Choosing the mailbox and identity of 10 or 20 mails costs the same number of queries."""
+        counts = []
+        for count in (2, 10, 20):  # the first one fills the registry's caches
+            mails = self.queue(count // 2, self.mailboxes[0]) | self.queue(count // 2, self.mailboxes[1])
+            counts.append(self.queries(lambda mails=mails: list(mails._split_by_mail_configuration())))
+        self.assertEqual(counts[1], counts[2])
+
+    def test_one_connection_per_mailbox_and_core_queries_per_mail(self):
+        """Each mailbox gets one SMTP connection per batch; a mail costs no more queries than through core's server."""
+        watched = (self.server, self.other_server, self.relay)
+        before = {server: (server.connections, len(server.messages)) for server in watched}
+        marginal = {}
+        for name, servers in (("mailboxes", self.mailboxes), ("core", self.core)):
+            sent = []
+            for count in (4, 8):
+                mails = self.env["mail.mail"]
+                for server in servers:
+                    mails |= self.queue(count // len(servers), server)
+                with real_smtp():
+                    sent.append(self.queries(mails.send))
+            marginal[name] = (sent[1] - sent[0]) / 4
+        self.assertLessEqual(marginal["mailboxes"], marginal["core"], marginal)
+        # one connection per send() call, i.e. per batch, whatever the number of mails
+        for server, mails in ((self.server, 2 + 4), (self.other_server, 2 + 4), (self.relay, 4 + 8)):
+            connections, messages = before[server]
+            self.assertEqual(server.connections - connections, 2)
+            self.assertEqual(len(server.messages) - messages, mails)
+        self.assertEqual({message.mail_from for message in self.server.messages}, {MAILBOX_LOGIN})
