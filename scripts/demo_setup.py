@@ -2,7 +2,7 @@
 
 Idempotent. Reads SMTP_SINK_CA (path) and SMTP_SINK_PORT from the environment.
 """
-# ruff: noqa: F821  (env is provided by odoo-bin shell)
+
 import os
 
 params = env["ir.config_parameter"].sudo()

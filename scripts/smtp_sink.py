@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from smtp_servers import Pki, SmtpServer  # noqa: E402
+from smtp_servers import Pki, SmtpServer
 
 STARTTLS_PORT = int(os.environ.get("SMTP_SINK_PORT", "2525"))
 SSL_PORT = int(os.environ.get("SMTP_SINK_SSL_PORT", "2465"))
@@ -48,8 +48,10 @@ def main(state_dir):
     for server in servers:
         server.users = _AnyPassword()  # SmtpServer copies users into a plain dict
         server.start()
-    print(f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, "
-          f"mails in {state_dir}/mails", flush=True)
+    print(
+        f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, mails in {state_dir}/mails",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -60,8 +62,11 @@ def main(state_dir):
             path = os.path.join(state_dir, "mails", f"{number:05d}.eml")
             with open(path, "wb") as eml:
                 eml.write(message.content)
-            print(f"smtp sink: mail {number} from {message.message['From']} (envelope {message.mail_from}) "
-                  f"to {', '.join(message.rcpt_tos)}: {message.message['Subject']} -> {path}", flush=True)
+            print(
+                f"smtp sink: mail {number} from {message.message['From']} (envelope {message.mail_from}) "
+                f"to {', '.join(message.rcpt_tos)}: {message.message['Subject']} -> {path}",
+                flush=True,
+            )
         seen = len(received)
         time.sleep(0.5)
     for server in servers:

@@ -43,19 +43,33 @@ def pytest_configure(config):
     from odoo.service import server
 
     data_dir = os.environ.get("SMTP_INVOICING_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="smtp_invoicing_data_")
-    odoo.tools.config.parse_config(setup_logging=True, args=[
-        "--database", DB_NAME,
-        "--addons-path", f"{ODOO_SRC}/odoo/addons,{ROOT}",
-        "--db_host", "127.0.0.1",
-        "--db_user", os.environ.get("PGUSER", "root"),
-        "--data-dir", data_dir,
-        "--http-interface", "127.0.0.1",
-        "--http-port", str(_free_port()),
-        "--log-level", os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
-        "--without-demo", "all",
-        "--workers", "0",
-        "--max-cron-threads", "0",
-    ])
+    odoo.tools.config.parse_config(
+        setup_logging=True,
+        args=[
+            "--database",
+            DB_NAME,
+            "--addons-path",
+            f"{ODOO_SRC}/odoo/addons,{ROOT}",
+            "--db_host",
+            "127.0.0.1",
+            "--db_user",
+            os.environ.get("PGUSER", "root"),
+            "--data-dir",
+            data_dir,
+            "--http-interface",
+            "127.0.0.1",
+            "--http-port",
+            str(_free_port()),
+            "--log-level",
+            os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
+            "--without-demo",
+            "all",
+            "--workers",
+            "0",
+            "--max-cron-threads",
+            "0",
+        ],
+    )
     odoo.service.server.load_server_wide_modules()
     registry = odoo.modules.registry.Registry(DB_NAME)
     # after loading: with test_enable set, loading would run the addons' own tests

@@ -2,6 +2,7 @@
 
 Everything binds to 127.0.0.1 explicitly, runs in daemon threads and stops on ``__exit__``.
 """
+
 import base64
 import binascii
 import datetime
@@ -25,11 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HOST = "127.0.0.1"
-BAD_CREDENTIALS = ("535 5.7.8 Username and Password not accepted. For more information, go to "
-                   "https://support.google.com/mail/?p=BadCredentials")
+BAD_CREDENTIALS = (
+    "535 5.7.8 Username and Password not accepted. For more information, go to "
+    "https://support.google.com/mail/?p=BadCredentials"
+)
 
 
 # --------------------------------------------------------------------------- PKI
+
 
 def _key():
     return ec.generate_private_key(ec.SECP256R1(), default_backend())
@@ -67,15 +71,27 @@ class Pki:
         public = self.ca_key.public_key()
         self.ca_cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(ca_name)).issuer_name(_name(ca_name))
-            .public_key(public).serial_number(x509.random_serial_number())
+            .subject_name(_name(ca_name))
+            .issuer_name(_name(ca_name))
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(self.ca_key, hashes.SHA256(), default_backend())
         )
@@ -99,9 +115,12 @@ class Pki:
         issuer, signer = (subject, key) if self_signed else (self.ca_cert.subject, self.ca_key)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(issuer)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
             .add_extension(_san(hosts), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -109,12 +128,17 @@ class Pki:
         )
         if not self_signed:
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False)
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False
+            )
         cert = builder.sign(signer, hashes.SHA256(), default_backend())
         self._count += 1
         cert_path = self._write("leaf%d.pem" % self._count, _pem(cert))
-        key_path = self._write("leaf%d.key" % self._count, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_path = self._write(
+            "leaf%d.key" % self._count,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         return cert_path, key_path
 
     def leaf(self, hosts=(HOST,), expired=False):
@@ -152,6 +176,7 @@ def server_context(cert):
 
 # --------------------------------------------------------------------------- SMTP server
 
+
 @dataclass
 class ReceivedMessage:
     mail_from: str
@@ -188,6 +213,7 @@ def _recording(name):
     async def method(self, arg):
         self._owner._record(name)
         await getattr(SMTP, "smtp_" + name)(self, arg)
+
     method.__name__ = "smtp_" + name
     return method
 
@@ -212,8 +238,11 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         content = envelope.original_content or envelope.content
         received = ReceivedMessage(
-            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), content=content,
-            message=email.message_from_bytes(content, policy=email.policy.default))
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            content=content,
+            message=email.message_from_bytes(content, policy=email.policy.default),
+        )
         with self._owner._lock:
             self._owner.messages.append(received)
         return "250 2.0.0 OK queued"
@@ -240,8 +269,17 @@ class SmtpServer:
     mode: "starttls" (STARTTLS required before AUTH/MAIL), "ssl" (implicit TLS) or "plain".
     """
 
-    def __init__(self, mode="starttls", cert=None, users=None, auth_reply=None, mail_from_reply=None,
-                 advertise_auth_without_tls=False, hostname="mail.test", port=0):
+    def __init__(
+        self,
+        mode="starttls",
+        cert=None,
+        users=None,
+        auth_reply=None,
+        mail_from_reply=None,
+        advertise_auth_without_tls=False,
+        hostname="mail.test",
+        port=0,
+    ):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
         if mode != "plain" and cert is None:
@@ -252,8 +290,14 @@ class SmtpServer:
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()
-        kwargs = dict(hostname=HOST, port=port, ready_timeout=10.0, server_hostname=hostname,
-                      authenticator=self._authenticate, timeout=30)
+        kwargs = {
+            "hostname": HOST,
+            "port": port,
+            "ready_timeout": 10.0,
+            "server_hostname": hostname,
+            "authenticator": self._authenticate,
+            "timeout": 30,
+        }
         if mode == "starttls":
             kwargs.update(tls_context=server_context(cert), require_starttls=True, auth_require_tls=True)
         elif mode == "ssl":
@@ -318,6 +362,7 @@ class SmtpServer:
 
 # --------------------------------------------------------------------------- raw TCP servers
 
+
 class _TcpServer:
     """Accept loop on 127.0.0.1 in a daemon thread; subclasses handle each connection."""
 
@@ -336,7 +381,7 @@ class _TcpServer:
         while not self._stop.is_set():
             try:
                 conn, _addr = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -381,7 +426,7 @@ class DripServer(_TcpServer):
         position = 0
         while not self._stop.wait(self.interval):
             try:
-                conn.sendall(self.GREETING[position:position + 1])
+                conn.sendall(self.GREETING[position : position + 1])
             except OSError:
                 return
             position = (position + 1) % len(self.GREETING)

@@ -3,7 +3,9 @@
 Pure Python (no Odoo). Every failure is reported as :class:`SmtpCheckError` with a
 machine-readable ``reason`` so that the caller can show an actionable message.
 """
+
 import base64
+import contextlib
 import hmac
 import logging
 import re
@@ -15,9 +17,22 @@ import threading
 _logger = logging.getLogger(__name__)
 
 REASONS = (
-    "dns", "refused", "timeout", "wrong_protocol", "untrusted_certificate", "hostname_mismatch",
-    "no_starttls", "no_auth", "auth_failed", "app_password_required", "basic_auth_disabled",
-    "sender_refused", "send_as_denied", "temporary", "network", "protocol_error",
+    "dns",
+    "refused",
+    "timeout",
+    "wrong_protocol",
+    "untrusted_certificate",
+    "hostname_mismatch",
+    "no_starttls",
+    "no_auth",
+    "auth_failed",
+    "app_password_required",
+    "basic_auth_disabled",
+    "sender_refused",
+    "send_as_denied",
+    "temporary",
+    "network",
+    "protocol_error",
 )
 PROTOCOLS = ("starttls", "ssl")
 # Preference order for password mechanisms; all of them only ever run inside TLS.
@@ -73,7 +88,7 @@ class _Deadline:
     def attach(self, sock):
         with self._lock:
             if self.expired:
-                raise socket.timeout("deadline expired")
+                raise TimeoutError("deadline expired")
             self._socket = sock.dup()
 
     def _expire(self):
@@ -82,10 +97,8 @@ class _Deadline:
                 return
             self.expired = True
             if self._socket is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self._socket.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cancel(self):
         """Stop the timer and release the duplicate descriptor (idempotent)."""
@@ -283,7 +296,7 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
         return connection
     except SmtpCheckError as error:
         connection.close()
-        raise _expired_error(error, deadline)
+        raise _expired_error(error, deadline)  # noqa: B904 (may be error itself: keep its context)
     except Exception as exc:
         connection.close()
         error = _classify(exc, stage, (password,))
@@ -296,8 +309,9 @@ def _log_failure(host, port, error):
     _logger.info("SMTP check of %s:%s failed: %s", host, port, error.reason)
 
 
-def open_session(host, port, protocol, user, password, *, ca_pem=None, timeout=20.0, deadline=60.0,
-                 local_hostname=None):
+def open_session(
+    host, port, protocol, user, password, *, ca_pem=None, timeout=20.0, deadline=60.0, local_hostname=None
+):
     """Return an authenticated ``smtplib.SMTP`` over verified TLS, or raise SmtpCheckError.
 
     ``protocol`` is "starttls" or "ssl" (implicit TLS). ``timeout`` bounds each socket
@@ -339,11 +353,10 @@ def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, t
             if code != 250:
                 text = _scrub(_text(resp), (password,))
                 raise SmtpCheckError(_mail_reason(code, text), code, text)
-            try:  # the check already succeeded; a failing goodbye does not change that
+            # the check already succeeded; a failing goodbye does not change that
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 connection.rset()
                 connection.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
         finally:
             connection.close()
     except SmtpCheckError as error:

@@ -134,9 +134,7 @@ class IrMailServer(models.Model):
 
         Called at install and by the key rotation command; idempotent.
         """
-        self.env.cr.execute(
-            "SELECT id, smtp_pass FROM ir_mail_server WHERE smtp_pass IS NOT NULL AND smtp_pass != ''"
-        )
+        self.env.cr.execute("SELECT id, smtp_pass FROM ir_mail_server WHERE smtp_pass IS NOT NULL AND smtp_pass != ''")
         rows = self.env.cr.fetchall()
         box = secret_box()
         for server_id, plaintext in rows:
@@ -181,38 +179,61 @@ class IrMailServer(models.Model):
         return result
 
     @api.constrains(
-        "smtp_invoicing_mailbox", "sender_name", "sender_email", "smtp_host", "smtp_port",
-        "smtp_encryption", "smtp_authentication",
+        "smtp_invoicing_mailbox",
+        "sender_name",
+        "sender_email",
+        "smtp_host",
+        "smtp_port",
+        "smtp_encryption",
+        "smtp_authentication",
     )
     def _check_smtp_invoicing_settings(self):
         for server in self.filtered("smtp_invoicing_mailbox"):
             if validation.has_control_chars(server.sender_name) or validation.has_control_chars(server.name):
                 raise ValidationError(_("The sender name of “%(name)s” must fit on one line.", name=server.name))
-            if not server.sender_email or validation.has_control_chars(server.sender_email) \
-                    or len(tools.email_split(server.sender_email)) != 1 or not email_normalize(server.sender_email):
-                raise ValidationError(_(
-                    "“%(email)s” is not a valid sender email for “%(name)s”: enter one address such as billing@example.com.",
-                    email=server.sender_email or "", name=server.name,
-                ))
+            if (
+                not server.sender_email
+                or validation.has_control_chars(server.sender_email)
+                or len(tools.email_split(server.sender_email)) != 1
+                or not email_normalize(server.sender_email)
+            ):
+                raise ValidationError(
+                    _(
+                        "“%(email)s” is not a valid sender email for “%(name)s”: "
+                        "enter one address such as billing@example.com.",
+                        email=server.sender_email or "",
+                        name=server.name,
+                    )
+                )
             if not validation.is_valid_host(server.smtp_host):
-                raise ValidationError(_(
-                    "“%(host)s” is not a valid server name for “%(name)s”: enter a host name such as smtp.gmail.com "
-                    "or an IP address, without spaces, “http://” or port.",
-                    host=server.smtp_host or "", name=server.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "“%(host)s” is not a valid server name for “%(name)s”: "
+                        "enter a host name such as smtp.gmail.com "
+                        "or an IP address, without spaces, “http://” or port.",
+                        host=server.smtp_host or "",
+                        name=server.name,
+                    )
+                )
             if not validation.is_valid_port(server.smtp_port):
-                raise ValidationError(_(
-                    "The port of “%(name)s” must be between 1 and 65535 (usually 587 for TLS or 465 for SSL).",
-                    name=server.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "The port of “%(name)s” must be between 1 and 65535 (usually 587 for TLS or 465 for SSL).",
+                        name=server.name,
+                    )
+                )
             if server.smtp_encryption not in ("starttls", "ssl"):
-                raise ValidationError(_(
-                    "“%(name)s” must use an encrypted protocol: TLS (STARTTLS) or SSL. "
-                    "Passwords are never sent unencrypted.",
-                    name=server.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "“%(name)s” must use an encrypted protocol: TLS (STARTTLS) or SSL. "
+                        "Passwords are never sent unencrypted.",
+                        name=server.name,
+                    )
+                )
             if server.smtp_authentication != "login":
-                raise ValidationError(_("“%(name)s” must authenticate with a user name and password.", name=server.name))
+                raise ValidationError(
+                    _("“%(name)s” must authenticate with a user name and password.", name=server.name)
+                )
 
     @api.constrains("smtp_invoicing_mailbox", "smtp_user", "smtp_invoicing_company_id")
     def _check_smtp_invoicing_user(self):
@@ -229,7 +250,9 @@ class IrMailServer(models.Model):
         company = self.smtp_invoicing_company_id
         domain = [
             ("share", "=", False),
-            "|", ("login", "=ilike", escape_psql(user_name)), ("email_normalized", "=", user_name),
+            "|",
+            ("login", "=ilike", escape_psql(user_name)),
+            ("email_normalized", "=", user_name),
         ]
         if company:
             domain.append(("company_ids", "in", company.ids))
@@ -252,8 +275,14 @@ class IrMailServer(models.Model):
     def write(self, vals):
         """A changed connection setting invalidates a previous verification."""
         connection_fields = {
-            "smtp_host", "smtp_port", "smtp_encryption", "smtp_user", "smtp_pass", "sender_email",
-            "smtp_invoicing_ca_cert", "smtp_invoicing_company_id",
+            "smtp_host",
+            "smtp_port",
+            "smtp_encryption",
+            "smtp_user",
+            "smtp_pass",
+            "sender_email",
+            "smtp_invoicing_ca_cert",
+            "smtp_invoicing_company_id",
         }
         if connection_fields.intersection(vals) and "verification_state" not in vals:
             to_reset = self.filtered(lambda s: s.smtp_invoicing_mailbox and s.verification_state != "draft")
@@ -281,10 +310,12 @@ class IrMailServer(models.Model):
         mailboxes = self.filtered("smtp_invoicing_mailbox")
         if not mailboxes:
             raise UserError(_("Only own-mailbox SMTP settings can be verified here."))
-        mailboxes.write({
-            "verification_state": "pending",
-            "verification_message": _("Verification requested; it runs in the background in a few seconds."),
-        })
+        mailboxes.write(
+            {
+                "verification_state": "pending",
+                "verification_message": _("Verification requested; it runs in the background in a few seconds."),
+            }
+        )
         for server in mailboxes:
             server._message_log(body=_("Verification requested."))
         self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
@@ -292,14 +323,19 @@ class IrMailServer(models.Model):
 
     @api.model
     def _smtp_invoicing_verification_domain(self):
-        hours = int(self.env["ir.config_parameter"].sudo().get_param(
-            "smtp_invoicing.reverify_hours", DEFAULT_REVERIFY_HOURS))
+        hours = int(
+            self.env["ir.config_parameter"].sudo().get_param("smtp_invoicing.reverify_hours", DEFAULT_REVERIFY_HOURS)
+        )
         stale = fields.Datetime.now() - timedelta(hours=hours)
         return [
             ("smtp_invoicing_mailbox", "=", True),
-            "|", ("verification_state", "=", "pending"),
-            "&", ("verification_state", "=", "verified"),
-            "|", ("smtp_invoicing_verified_at", "=", False), ("smtp_invoicing_verified_at", "<=", stale),
+            "|",
+            ("verification_state", "=", "pending"),
+            "&",
+            ("verification_state", "=", "verified"),
+            "|",
+            ("smtp_invoicing_verified_at", "=", False),
+            ("smtp_invoicing_verified_at", "<=", stale),
         ]
 
     @api.model
@@ -322,9 +358,7 @@ class IrMailServer(models.Model):
         """Return the servers of self not being verified by another worker."""
         if not self:
             return self
-        self.env.cr.execute(
-            "SELECT id FROM ir_mail_server WHERE id IN %s FOR UPDATE SKIP LOCKED", [tuple(self.ids)]
-        )
+        self.env.cr.execute("SELECT id FROM ir_mail_server WHERE id IN %s FOR UPDATE SKIP LOCKED", [tuple(self.ids)])
         locked = {row[0] for row in self.env.cr.fetchall()}
         return self.filtered(lambda s: s.id in locked)
 
@@ -340,9 +374,15 @@ class IrMailServer(models.Model):
                 raise UserError(_("Enter the password of the mailbox, then verify again."))
             timeout, deadline = server._smtp_invoicing_timeouts()
             smtp.verify(
-                server.smtp_host, server.smtp_port, server.smtp_encryption, server.smtp_user, password,
+                server.smtp_host,
+                server.smtp_port,
+                server.smtp_encryption,
+                server.smtp_user,
+                password,
                 email_normalize(server.sender_email),
-                ca_pem=server.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
+                ca_pem=server.smtp_invoicing_ca_cert or None,
+                timeout=timeout,
+                deadline=deadline,
             )
         except smtp.SmtpCheckError as error:
             server._smtp_invoicing_set_state("failed", server._smtp_invoicing_reason_message(error))
@@ -350,11 +390,18 @@ class IrMailServer(models.Model):
             server._smtp_invoicing_set_state("failed", error.args[0])
         except Exception:
             _logger.exception("Unexpected error while verifying mail server %s", server.id)
-            server._smtp_invoicing_set_state("failed", _(
-                "Unexpected error during the verification. Try again; if it persists, contact your Odoo administrator."))
+            server._smtp_invoicing_set_state(
+                "failed",
+                _(
+                    "Unexpected error during the verification. "
+                    "Try again; if it persists, contact your Odoo administrator."
+                ),
+            )
         else:
-            server._smtp_invoicing_set_state("verified", _(
-                "Verified: Odoo connected securely, logged in and may send as %(email)s.", email=server.sender_email))
+            server._smtp_invoicing_set_state(
+                "verified",
+                _("Verified: Odoo connected securely, logged in and may send as %(email)s.", email=server.sender_email),
+            )
 
     def _smtp_invoicing_timeouts(self):
         params = self.env["ir.config_parameter"].sudo()
@@ -380,60 +427,92 @@ class IrMailServer(models.Model):
         sender, login = self.sender_email, self.sudo().smtp_user
         reason = error.reason
         if reason == "dns":
-            return _("The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", host=host)
+            return _(
+                "The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", host=host
+            )
         if reason == "refused":
             return _(
                 "The server %(host)s refused the connection on port %(port)s. Check the port: usually 587 with TLS "
-                "or 465 with SSL.", host=host, port=port)
+                "or 465 with SSL.",
+                host=host,
+                port=port,
+            )
         if reason == "timeout":
             return _(
                 "The server %(host)s did not answer in time on port %(port)s. Check the host and port; a firewall "
-                "may block outgoing mail.", host=host, port=port)
+                "may block outgoing mail.",
+                host=host,
+                port=port,
+            )
         if reason == "wrong_protocol":
             return _(
                 "The server does not use the chosen protocol on port %(port)s. Use TLS (STARTTLS) with port 587, "
-                "or SSL with port 465.", port=port)
+                "or SSL with port 465.",
+                port=port,
+            )
         if reason == "untrusted_certificate":
             return _(
                 "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
                 "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
-                "in the Advanced tab.", host=host)
+                "in the Advanced tab.",
+                host=host,
+            )
         if reason == "hostname_mismatch":
             return _(
                 "The security certificate of the server was issued for another name than “%(host)s”, so Odoo did "
-                "not send your password. Use the exact host name given by your provider.", host=host)
+                "not send your password. Use the exact host name given by your provider.",
+                host=host,
+            )
         if reason == "no_starttls":
             return _(
                 "The server %(host)s does not offer an encrypted connection (STARTTLS) on port %(port)s. Odoo never "
-                "sends a password unencrypted: use SSL on port 465, or ask your provider.", host=host, port=port)
+                "sends a password unencrypted: use SSL on port 465, or ask your provider.",
+                host=host,
+                port=port,
+            )
         if reason == "no_auth":
-            return _("The server %(host)s does not accept a login on port %(port)s. Check the port with your provider.",
-                     host=host, port=port)
+            return _(
+                "The server %(host)s does not accept a login on port %(port)s. Check the port with your provider.",
+                host=host,
+                port=port,
+            )
         if reason == "auth_failed":
             return _(
                 "The user name or password was refused. Check them; for Gmail, use an App Password, not your usual "
-                "password (Google Account › Security › App passwords).")
+                "password (Google Account › Security › App passwords)."
+            )
         if reason == "app_password_required":
             return _(
                 "Gmail requires an App Password for this account: 1. In your Google Account, open Security and turn "
                 "on 2-Step Verification. 2. In Security › App passwords, create an App Password. 3. Paste the "
-                "16-character App Password here instead of your usual password, save and verify again.")
+                "16-character App Password here instead of your usual password, save and verify again."
+            )
         if reason == "basic_auth_disabled":
             return _(
                 "Microsoft 365 refused the login: basic authentication (Authenticated SMTP) is disabled for this "
                 "mailbox or organisation. Ask your Microsoft 365 administrator to enable Authenticated SMTP for "
-                "%(user)s.", user=login)
+                "%(user)s.",
+                user=login,
+            )
         if reason == "sender_refused":
             return _(
                 "The server refused to send as %(email)s: the sender email must belong to the mailbox %(user)s "
-                "(or be an alias it may use).", email=sender, user=login)
+                "(or be an alias it may use).",
+                email=sender,
+                user=login,
+            )
         if reason == "send_as_denied":
             return _(
                 "Microsoft 365 refused to send as %(email)s (SendAsDenied): give %(user)s the “Send As” permission "
-                "on this address, or use the mailbox's own address as sender email.", email=sender, user=login)
+                "on this address, or use the mailbox's own address as sender email.",
+                email=sender,
+                user=login,
+            )
         if reason == "temporary":
-            return _("The server answered with a temporary error; try again in a few minutes. (%(detail)s)",
-                     detail=error.detail)
+            return _(
+                "The server answered with a temporary error; try again in a few minutes. (%(detail)s)",
+                detail=error.detail,
+            )
         if reason == "network":
             return _("The connection to %(host)s was interrupted. Try again in a few minutes.", host=host)
         return _("The server %(host)s answered unexpectedly: %(detail)s", host=host, detail=error.detail)
@@ -445,9 +524,20 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_is_enabled(self):
         return tools.str2bool(self.env["ir.config_parameter"].sudo().get_param(ENABLED_PARAM, "False"))
 
-    def connect(self, host=None, port=None, user=None, password=None, encryption=None,
-                smtp_from=None, ssl_certificate=None, ssl_private_key=None, smtp_debug=False,
-                mail_server_id=None, allow_archived=False):
+    def connect(
+        self,
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        encryption=None,
+        smtp_from=None,
+        ssl_certificate=None,
+        ssl_private_key=None,
+        smtp_debug=False,
+        mail_server_id=None,
+        allow_archived=False,
+    ):
         """Own mailboxes connect with verified TLS and their sender identity; others as core does.
 
         Called by ``mail.mail.send()`` once per batch and by ``send_email()``.
@@ -460,9 +550,17 @@ class IrMailServer(models.Model):
         token = _DECRYPTING.set(True)
         try:
             return super().connect(
-                host=host, port=port, user=user, password=password, encryption=encryption,
-                smtp_from=smtp_from, ssl_certificate=ssl_certificate, ssl_private_key=ssl_private_key,
-                smtp_debug=smtp_debug, mail_server_id=mail_server_id, allow_archived=allow_archived,
+                host=host,
+                port=port,
+                user=user,
+                password=password,
+                encryption=encryption,
+                smtp_from=smtp_from,
+                ssl_certificate=ssl_certificate,
+                ssl_private_key=ssl_private_key,
+                smtp_debug=smtp_debug,
+                mail_server_id=mail_server_id,
+                allow_archived=allow_archived,
             )
         finally:
             _DECRYPTING.reset(token)
@@ -476,8 +574,14 @@ class IrMailServer(models.Model):
         timeout, deadline = self._smtp_invoicing_timeouts()
         try:
             connection = smtp.open_session(
-                self.smtp_host, self.smtp_port, self.smtp_encryption, self.smtp_user, password or "",
-                ca_pem=self.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
+                self.smtp_host,
+                self.smtp_port,
+                self.smtp_encryption,
+                self.smtp_user,
+                password or "",
+                ca_pem=self.smtp_invoicing_ca_cert or None,
+                timeout=timeout,
+                deadline=deadline,
             )
         except smtp.SmtpCheckError as error:
             raise UserError(self._smtp_invoicing_reason_message(error)) from None

@@ -17,8 +17,10 @@ class MailMail(models.Model):
         mailboxes = mails.mail_server_id.filtered("smtp_invoicing_mailbox")
         if mailboxes:
             refused = mails.filtered(
-                lambda mail: mail.mail_server_id in mailboxes
-                and not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
+                lambda mail: (
+                    mail.mail_server_id in mailboxes
+                    and not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
+                )
             )
             if refused:
                 refused.write({"mail_server_id": False})

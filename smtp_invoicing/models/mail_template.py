@@ -10,12 +10,14 @@ class MailTemplate(models.Model):
         for template in self:
             server = template.sudo().mail_server_id
             if server.smtp_invoicing_mailbox and server.verification_state != "verified":
-                raise ValidationError(_(
-                    "The template “%(template)s” can only use a verified mailbox, and “%(server)s” is %(state)s. "
-                    "Verify it first in Invoicing › Configuration › Own Mailboxes.",
-                    template=template.name,
-                    server=server.name,
-                    state=dict(server._fields["verification_state"]._description_selection(self.env))[
-                        server.verification_state
-                    ],
-                ))
+                raise ValidationError(
+                    _(
+                        "The template “%(template)s” can only use a verified mailbox, and “%(server)s” is %(state)s. "
+                        "Verify it first in Invoicing › Configuration › Own Mailboxes.",
+                        template=template.name,
+                        server=server.name,
+                        state=dict(server._fields["verification_state"]._description_selection(self.env))[
+                            server.verification_state
+                        ],
+                    )
+                )
