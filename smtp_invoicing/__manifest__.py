@@ -2,19 +2,24 @@
     "name": "SMTP Invoicing: send invoices from your own mailbox",
     "summary": "Send invoices and payment reminders through the company's own "
     "verified mailbox (Gmail, Microsoft 365, OVH, any SMTP), with encrypted passwords.",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Accounting/Accounting",
     "license": "LGPL-3",
     "author": "smtp_invoicing",
+    "maintainers": ["smtp-invoicing"],
     "website": "https://github.com/smtp-invoicing/smtp_invoicing",
+    "images": ["static/description/screenshot_mailboxes.png"],
     "depends": ["account", "mail"],
-    "external_dependencies": {"python": ["cryptography"]},
+    "external_dependencies": {"python": ["cryptography", "dnspython"]},
     "data": [
         "security/smtp_invoicing_security.xml",
         "data/ir_cron_data.xml",
         "views/ir_mail_server_views.xml",
         "views/mail_template_views.xml",
         "views/res_config_settings_views.xml",
+    ],
+    "demo": [
+        "demo/smtp_invoicing_demo.xml",
     ],
     "assets": {
         "web.assets_tests": [
@@ -24,5 +29,4 @@
     "post_init_hook": "_post_init_encrypt_passwords",
     "uninstall_hook": "_uninstall_restore_passwords",
     "installable": True,
-    "application": False,
 }
