@@ -8,14 +8,20 @@ email templates. Idempotent. Reads SMTP_SINK_PORT from the environment.
 
 import os
 
+from odoo.tools import convert_file
+
 port = int(os.environ.get("SMTP_SINK_PORT", "2525"))
 env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
+if not env.ref("smtp_invoicing.demo_mailbox_invoices", raise_if_not_found=False):
+    # a demo database created before the module had demo data: `-u` does not load new demo files
+    convert_file(env, "smtp_invoicing", "demo/smtp_invoicing_demo.xml", {}, mode="init", noupdate=True, kind="demo")
+    legacy = env["ir.mail_server"].search([("name", "=", "Demo sink: invoices"), ("smtp_invoicing_mailbox", "=", True)])
+    legacy -= env.ref("smtp_invoicing.demo_mailbox_invoices")
+    legacy.active = False  # the mailbox the earlier shell setup created
 mailboxes = {
-    "invoices": env.ref("smtp_invoicing.demo_mailbox_invoices", raise_if_not_found=False),
-    "reminders": env.ref("smtp_invoicing.demo_mailbox_reminders", raise_if_not_found=False),
+    "invoices": env.ref("smtp_invoicing.demo_mailbox_invoices"),
+    "reminders": env.ref("smtp_invoicing.demo_mailbox_reminders"),
 }
-if not all(mailboxes.values()):
-    raise SystemExit("the demo mailboxes are missing: the database was created without demo data")
 servers = env["ir.mail_server"].union(*mailboxes.values())
 for server in servers:
     if server.smtp_port != port:
