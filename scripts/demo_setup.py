@@ -13,11 +13,11 @@ from odoo.tools import convert_file
 port = int(os.environ.get("SMTP_SINK_PORT", "2525"))
 env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
 if not env.ref("smtp_invoicing.demo_mailbox_invoices", raise_if_not_found=False):
-    # a demo database created before the module had demo data: `-u` does not load new demo files
+    # a demo database created without the module's demo data (e.g. before it had any)
     convert_file(env, "smtp_invoicing", "demo/smtp_invoicing_demo.xml", {}, mode="init", noupdate=True, kind="demo")
-    legacy = env["ir.mail_server"].search([("name", "=", "Demo sink: invoices"), ("smtp_invoicing_mailbox", "=", True)])
-    legacy -= env.ref("smtp_invoicing.demo_mailbox_invoices")
-    legacy.active = False  # the mailbox the earlier shell setup created
+# the mailbox that the shell setup of earlier versions created
+legacy = env["ir.mail_server"].search([("name", "=", "Demo sink: invoices"), ("smtp_invoicing_mailbox", "=", True)])
+(legacy - env.ref("smtp_invoicing.demo_mailbox_invoices")).active = False
 mailboxes = {
     "invoices": env.ref("smtp_invoicing.demo_mailbox_invoices"),
     "reminders": env.ref("smtp_invoicing.demo_mailbox_reminders"),
