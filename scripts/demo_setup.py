@@ -3,7 +3,8 @@
 The module's demo data (smtp_invoicing/demo/) creates the invoices and reminders
 mailboxes on the local sink. This script points them at the sink's actual port,
 verifies them against the running sink and, once verified, assigns them to the
-email templates. Idempotent. Reads SMTP_SINK_PORT from the environment.
+email templates, and points the deliverability hint at the sink's DNS server.
+Idempotent. Reads SMTP_SINK_PORT and SMTP_SINK_DNS_PORT from the environment.
 """
 
 import os
@@ -12,6 +13,9 @@ from odoo.tools import convert_file
 
 port = int(os.environ.get("SMTP_SINK_PORT", "2525"))
 env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
+# the sink's DNS server publishes the demo domain's SPF and DMARC records
+dns_port = int(os.environ.get("SMTP_SINK_DNS_PORT", "2553"))
+env["ir.config_parameter"].sudo().set_param("smtp_invoicing.dns_nameservers", f"127.0.0.1:{dns_port}")
 if not env.ref("smtp_invoicing.demo_mailbox_invoices", raise_if_not_found=False):
     # a demo database created without the module's demo data (e.g. before it had any)
     convert_file(env, "smtp_invoicing", "demo/smtp_invoicing_demo.xml", {}, mode="init", noupdate=True, kind="demo")

@@ -1,5 +1,8 @@
 """Embedded local SMTP sink for the demo: STARTTLS on 2525 and implicit TLS on 2465.
 
+With a DNS server on 127.0.0.1:2553 (UDP) publishing SPF and DMARC records for the
+demo domain, so the mailbox form's deliverability hint has something to show.
+
 Any password is accepted (Odoo still enforces the licensed user rule). Every
 received mail is written as an .eml file and summarised on stdout. The CA of
 the sink's certificate is written next to them so Odoo can trust it.
@@ -15,10 +18,16 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
+from dns_server import DnsServer
 from smtp_servers import Pki, SmtpServer
 
 STARTTLS_PORT = int(os.environ.get("SMTP_SINK_PORT", "2525"))
 SSL_PORT = int(os.environ.get("SMTP_SINK_SSL_PORT", "2465"))
+DNS_PORT = int(os.environ.get("SMTP_SINK_DNS_PORT", "2553"))
+DEMO_DNS = {
+    "yourcompany.example.com": {"TXT": ["v=spf1 ip4:127.0.0.0/8 ~all"]},
+    "_dmarc.yourcompany.example.com": {"TXT": ["v=DMARC1; p=quarantine"]},
+}
 
 
 class _AnyPassword(dict):
@@ -48,8 +57,10 @@ def main(state_dir):
     for server in servers:
         server.users = _AnyPassword()  # SmtpServer copies users into a plain dict
         server.start()
+    dns = DnsServer(DEMO_DNS, port=DNS_PORT).__enter__()
     print(
-        f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, mails in {state_dir}/mails",
+        f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, "
+        f"DNS on 127.0.0.1:{DNS_PORT} (UDP), mails in {state_dir}/mails",
         flush=True,
     )
     stop = threading.Event()
@@ -71,6 +82,7 @@ def main(state_dir):
         time.sleep(0.5)
     for server in servers:
         server.stop()
+    dns.__exit__(None, None, None)
     pki.cleanup()
 
 

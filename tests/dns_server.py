@@ -19,13 +19,13 @@ HOST = "127.0.0.1"
 
 
 class DnsServer:
-    def __init__(self, records=None, silent=()):
+    def __init__(self, records=None, silent=(), port=0):
         # records: {"name.": {"TXT": ["v=spf1 ..."], "A": ["192.0.2.1"]}}
         self.records = {self._key(name): value for name, value in (records or {}).items()}
         self.silent = {self._key(name) for name in silent}
         self.queries = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((HOST, 0))
+        self._sock.bind((HOST, port))
         self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
         self._stop = threading.Event()

@@ -27,7 +27,8 @@ CACHE_SECONDS = 600
 ERROR_CACHE_SECONDS = 60
 MAX_SPF_LOOKUPS = 10
 
-# RFC 2606 / RFC 6761 names never exist in public DNS: asking is pointless.
+# RFC 2606 / RFC 6761 names never exist in public DNS: the system's resolver is not asked
+# (configured nameservers are, as they may serve them, e.g. a demo or a test).
 RESERVED_SUFFIXES = (".test", ".example", ".invalid", ".localhost", ".local", ".example.com", ".example.net")
 
 # SPF includes that authorise the big providers' outgoing servers, by SMTP host.
@@ -254,7 +255,7 @@ def check(email, smtp_host, nameservers=None, timeout=3.0):
     domain = sender_domain(email)
     if not domain:
         return Report(domain="", level=UNKNOWN, reason="no_domain")
-    if is_reserved(domain):
+    if is_reserved(domain) and not nameservers:
         return Report(domain=domain, level=UNKNOWN, reason="reserved")
     key = (domain, (smtp_host or "").lower(), tuple(nameservers or ()))
     now = time.monotonic()
