@@ -26,21 +26,34 @@ PASSWORD = "bench-app-pass-7Qx"
 
 # --------------------------------------------------------------------------- Odoo
 
+
 def boot():
     """Load the registry of the bench database, as a server would: not in test mode."""
     import odoo
 
-    odoo.tools.config.parse_config(setup_logging=True, args=[
-        "--database", DB_NAME,
-        "--addons-path", f"{ODOO_SRC}/odoo/addons,{ROOT}",
-        "--db_host", "127.0.0.1",
-        "--db_user", os.environ.get("PGUSER", "root"),
-        "--data-dir", DATA_DIR,
-        "--log-level", os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
-        "--without-demo", "all",
-        "--workers", "0",
-        "--max-cron-threads", "0",
-    ])
+    odoo.tools.config.parse_config(
+        setup_logging=True,
+        args=[
+            "--database",
+            DB_NAME,
+            "--addons-path",
+            f"{ODOO_SRC}/odoo/addons,{ROOT}",
+            "--db_host",
+            "127.0.0.1",
+            "--db_user",
+            os.environ.get("PGUSER", "root"),
+            "--data-dir",
+            DATA_DIR,
+            "--log-level",
+            os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
+            "--without-demo",
+            "all",
+            "--workers",
+            "0",
+            "--max-cron-threads",
+            "0",
+        ],
+    )
     odoo.service.server.load_server_wide_modules()
     registry = odoo.modules.registry.Registry(DB_NAME)
     assert not odoo.modules.module.current_test
@@ -60,25 +73,40 @@ def prepare_company(env):
     """Switch the feature on and create the licensed user owning the bench mailboxes."""
     env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
     company = env.ref("base.main_company")
-    env["res.users"].with_context(no_reset_password=True).create({
-        "name": "Billing Desk", "login": LOGIN, "email": LOGIN, "company_id": company.id,
-        "company_ids": [(6, 0, company.ids)], "groups_id": [(6, 0, env.ref("base.group_user").ids)],
-    })
+    env["res.users"].with_context(no_reset_password=True).create(
+        {
+            "name": "Billing Desk",
+            "login": LOGIN,
+            "email": LOGIN,
+            "company_id": company.id,
+            "company_ids": [(6, 0, company.ids)],
+            "groups_id": [(6, 0, env.ref("base.group_user").ids)],
+        }
+    )
     return company
 
 
 def mailbox_values(port, ca_pem, company, **values):
     vals = {
-        "name": f"Mailbox {port}", "smtp_invoicing_mailbox": True, "sender_name": "ACME Billing",
-        "sender_email": LOGIN, "smtp_user": LOGIN, "smtp_pass": PASSWORD, "smtp_host": "127.0.0.1",
-        "smtp_port": port, "smtp_encryption": "starttls", "smtp_authentication": "login",
-        "smtp_invoicing_ca_cert": ca_pem, "smtp_invoicing_company_id": company.id,
+        "name": f"Mailbox {port}",
+        "smtp_invoicing_mailbox": True,
+        "sender_name": "ACME Billing",
+        "sender_email": LOGIN,
+        "smtp_user": LOGIN,
+        "smtp_pass": PASSWORD,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_encryption": "starttls",
+        "smtp_authentication": "login",
+        "smtp_invoicing_ca_cert": ca_pem,
+        "smtp_invoicing_company_id": company.id,
     }
     vals.update(values)
     return vals
 
 
 # --------------------------------------------------------------------------- loopback servers
+
 
 def _serve(conn):
     """Child process: run loopback servers and answer the parent's requests."""
@@ -90,8 +118,9 @@ def _serve(conn):
 
     async def handle_data(self, server, session, envelope):
         # keep the bytes, skip the test fixture's MIME parsing: the sink must not be the bottleneck
-        received = ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos),
-                                   envelope.original_content or envelope.content, None)
+        received = ReceivedMessage(
+            envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content, None
+        )
         with self._owner._lock:
             self._owner.messages.append(received)
         return "250 2.0.0 OK queued"
@@ -115,11 +144,14 @@ def _serve(conn):
                     started.append(server.port)
                 conn.send({"ports": started, "ca_pem": pki.ca_pem})
             elif command == "stats":
-                conn.send([
-                    (len(server._sockets), 0) if isinstance(server, SilentListener)
-                    else (server.connections, len(server.messages))
-                    for server in servers
-                ])
+                conn.send(
+                    [
+                        (len(server._sockets), 0)
+                        if isinstance(server, SilentListener)
+                        else (server.connections, len(server.messages))
+                        for server in servers
+                    ]
+                )
             elif command == "messages":
                 conn.send([(m.mail_from, m.rcpt_tos, m.content) for m in servers[argument].messages])
             elif command == "stop":
@@ -175,6 +207,7 @@ class Fleet:
 
 
 # --------------------------------------------------------------------------- measuring
+
 
 class Measure:
     """Wall time, SQL queries of this thread (all cursors) and peak RSS of a block."""
@@ -232,7 +265,7 @@ def _meminfo_kb(field):
 
 def table(headers, rows):
     """Print rows (sequences of str) as an aligned text table."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
     line = "  ".join("{:<%d}" % width for width in widths)
     print(line.format(*headers))
     print(line.format(*("-" * width for width in widths)))
@@ -249,26 +282,46 @@ Corporation. Please remit payment at your earliest convenience.<br/>
 Please use the following communication for your payment: <strong>{number}</strong>.<br/><br/>
 Do not hesitate to contact us if you have any questions.<br/><br/>--<br/>ACME Billing</p>
 <table style="width: 100%; border-collapse: collapse;">{lines}</table></div>"""
-INVOICE_LINE = '<tr><td style="padding: 4px;">Consulting, {day:02d}/11</td><td style="text-align: right;">$ 125.00</td></tr>'
+INVOICE_LINE = (
+    '<tr><td style="padding: 4px;">Consulting, {day:02d}/11</td><td style="text-align: right;">$ 125.00</td></tr>'
+)
 
 
 def queue_invoices(env, count, company, tag, mail_server=None):
     """Queue ``count`` invoice-like mails (HTML body, 12 KB PDF attachment) of ``company``."""
     customer = env["res.partner"].create({"name": f"Customer {tag}", "email": f"customer-{tag}@client.test"})
     pdf = b"%PDF-1.4\n" + bytes(range(256)) * 48
-    attachments = env["ir.attachment"].create([{
-        "name": f"INV_{tag}_{index:05d}.pdf", "raw": pdf, "mimetype": "application/pdf",
-        "res_model": "res.partner", "res_id": customer.id,
-    } for index in range(count)])
+    attachments = env["ir.attachment"].create(
+        [
+            {
+                "name": f"INV_{tag}_{index:05d}.pdf",
+                "raw": pdf,
+                "mimetype": "application/pdf",
+                "res_model": "res.partner",
+                "res_id": customer.id,
+            }
+            for index in range(count)
+        ]
+    )
     lines = "".join(INVOICE_LINE.format(day=day) for day in range(1, 11))
-    return env["mail.mail"].create([{
-        "subject": f"ACME Invoice (Ref INV/2026/{tag}{index:05d})",
-        "body_html": INVOICE_BODY.format(customer=customer.name, number=f"INV/2026/{tag}{index:05d}",
-                                         amount=1250 + index, lines=lines),
-        "email_from": LOGIN, "email_to": customer.email, "model": "res.partner", "res_id": customer.id,
-        "record_company_id": company.id, "mail_server_id": mail_server.id if mail_server else False,
-        "attachment_ids": [(4, attachment.id)],
-    } for index, attachment in enumerate(attachments)])
+    return env["mail.mail"].create(
+        [
+            {
+                "subject": f"ACME Invoice (Ref INV/2026/{tag}{index:05d})",
+                "body_html": INVOICE_BODY.format(
+                    customer=customer.name, number=f"INV/2026/{tag}{index:05d}", amount=1250 + index, lines=lines
+                ),
+                "email_from": LOGIN,
+                "email_to": customer.email,
+                "model": "res.partner",
+                "res_id": customer.id,
+                "record_company_id": company.id,
+                "mail_server_id": mail_server.id if mail_server else False,
+                "attachment_ids": [(4, attachment.id)],
+            }
+            for index, attachment in enumerate(attachments)
+        ]
+    )
 
 
 def send_queue(registry, mail_ids):

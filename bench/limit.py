@@ -11,8 +11,17 @@ import ssl
 import time
 
 from benchkit import (
-    LOGIN, PASSWORD, Fleet, boot, environment, machine, mailbox_values, prepare_company, queue_invoices,
-    send_queue, table,
+    LOGIN,
+    PASSWORD,
+    Fleet,
+    boot,
+    environment,
+    machine,
+    mailbox_values,
+    prepare_company,
+    queue_invoices,
+    send_queue,
+    table,
 )
 
 MAILS = int(os.environ.get("SMTP_INVOICING_BENCH_MAILS", "1000"))
@@ -55,21 +64,35 @@ def main():
         plain_connections = fleet.stats()[0][0] - connections_before - odoo_connections
         size = sum(len(content) for _f, _t, content in messages) / len(messages) / 1024
 
-    print(f"\nlimit: {MAILS} invoice-like mails ({size:.0f} KB each on the wire) to one STARTTLS + AUTH loopback server")
+    print(
+        f"\nlimit: {MAILS} invoice-like mails ({size:.0f} KB each on the wire) to one STARTTLS + AUTH loopback server"
+    )
     print(f"machine: {machine()}\n")
     table(
         ["path", "seconds", "ms/mail", "mails/s", "SMTP connections"],
         [
-            ["Odoo mail queue, own mailbox", f"{odoo.seconds:.1f}", f"{odoo.seconds / MAILS * 1000:.1f}",
-             f"{MAILS / odoo.seconds:.0f}", odoo_connections],
-            ["plain smtplib, same messages", f"{plain_seconds:.1f}", f"{plain_seconds / MAILS * 1000:.1f}",
-             f"{MAILS / plain_seconds:.0f}", plain_connections],
+            [
+                "Odoo mail queue, own mailbox",
+                f"{odoo.seconds:.1f}",
+                f"{odoo.seconds / MAILS * 1000:.1f}",
+                f"{MAILS / odoo.seconds:.0f}",
+                odoo_connections,
+            ],
+            [
+                "plain smtplib, same messages",
+                f"{plain_seconds:.1f}",
+                f"{plain_seconds / MAILS * 1000:.1f}",
+                f"{MAILS / plain_seconds:.0f}",
+                plain_connections,
+            ],
         ],
     )
-    print(f"\nRESULT limit: Odoo {odoo.seconds:.1f} s vs smtplib {plain_seconds:.1f} s: the Odoo path runs at "
-          f"{plain_seconds / odoo.seconds:.1%} of the raw SMTP speed (x{odoo.seconds / plain_seconds:.1f}); "
-          f"{(odoo.seconds - plain_seconds) / MAILS * 1000:.1f} ms/mail of Odoo work "
-          f"({odoo.queries / MAILS:.1f} queries and a commit per mail)")
+    print(
+        f"\nRESULT limit: Odoo {odoo.seconds:.1f} s vs smtplib {plain_seconds:.1f} s: the Odoo path runs at "
+        f"{plain_seconds / odoo.seconds:.1%} of the raw SMTP speed (x{odoo.seconds / plain_seconds:.1f}); "
+        f"{(odoo.seconds - plain_seconds) / MAILS * 1000:.1f} ms/mail of Odoo work "
+        f"({odoo.queries / MAILS:.1f} queries and a commit per mail)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,17 @@ import os
 import statistics
 
 from benchkit import (
-    LOGIN, PASSWORD, Fleet, boot, environment, machine, mailbox_values, prepare_company, queue_invoices,
-    send_queue, table,
+    LOGIN,
+    PASSWORD,
+    Fleet,
+    boot,
+    environment,
+    machine,
+    mailbox_values,
+    prepare_company,
+    queue_invoices,
+    send_queue,
+    table,
 )
 
 MAILS = int(os.environ.get("SMTP_INVOICING_BENCH_MAILS", "1000"))
@@ -23,10 +32,12 @@ def setup(registry, fleet):
     ports = fleet.start(["starttls"] * (MAILBOXES + 1))
     with environment(registry) as env:
         company = prepare_company(env)
-        mailboxes = env["ir.mail_server"].create([
-            mailbox_values(port, fleet.ca_pem, company, name=f"Mailbox {index + 1}")
-            for index, port in enumerate(ports[:MAILBOXES])
-        ])
+        mailboxes = env["ir.mail_server"].create(
+            [
+                mailbox_values(port, fleet.ca_pem, company, name=f"Mailbox {index + 1}")
+                for index, port in enumerate(ports[:MAILBOXES])
+            ]
+        )
         mailboxes.action_verify()
         env.cr.commit()  # verification results are committed by their own transactions
         env["ir.mail_server"]._cron_verify_mail_servers()
@@ -34,11 +45,18 @@ def setup(registry, fleet):
         mailboxes.invalidate_recordset()
         assert set(mailboxes.mapped("verification_state")) == {"verified"}, mailboxes.mapped("verification_message")
         # the default core server: what Odoo uses when no mailbox was chosen
-        env["ir.mail_server"].create({
-            "name": "Core server", "smtp_host": "127.0.0.1", "smtp_port": ports[MAILBOXES],
-            "smtp_encryption": "starttls", "smtp_authentication": "login", "smtp_user": LOGIN,
-            "smtp_pass": PASSWORD, "sequence": 1,
-        })
+        env["ir.mail_server"].create(
+            {
+                "name": "Core server",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": ports[MAILBOXES],
+                "smtp_encryption": "starttls",
+                "smtp_authentication": "login",
+                "smtp_user": LOGIN,
+                "smtp_pass": PASSWORD,
+                "sequence": 1,
+            }
+        )
         return company.id, mailboxes.ids
 
 
@@ -61,9 +79,15 @@ def run(registry, fleet, side, count, tag, company_id, mailbox_ids):
     connections = [after[index][0] - before[index][0] for index in servers]
     delivered = sum(after[index][1] - before[index][1] for index in servers)
     assert failed == 0 and delivered == count, (side, failed, delivered)
-    return {"seconds": measure.seconds, "queries": measure.queries / count, "total_queries": measure.queries,
-            "batches": batches, "connections": connections, "peak_mb": measure.peak_rss_mb,
-            "growth_mb": measure.peak_growth_mb}
+    return {
+        "seconds": measure.seconds,
+        "queries": measure.queries / count,
+        "total_queries": measure.queries,
+        "batches": batches,
+        "connections": connections,
+        "peak_mb": measure.peak_rss_mb,
+        "growth_mb": measure.peak_growth_mb,
+    }
 
 
 def main():
@@ -79,8 +103,10 @@ def main():
         for number, side in enumerate(("core", "module", "module", "core")):
             results[side].append(run(registry, fleet, side, MAILS, f"R{number}", company_id, mailbox_ids))
 
-    print(f"\nsend: {MAILS} invoice-like mails (HTML body, 12 KB PDF), process_email_queue, STARTTLS + AUTH "
-          f"loopback servers; 2 rounds per side, order core, module, module, core")
+    print(
+        f"\nsend: {MAILS} invoice-like mails (HTML body, 12 KB PDF), process_email_queue, STARTTLS + AUTH "
+        f"loopback servers; 2 rounds per side, order core, module, module, core"
+    )
     print(f"machine: {machine()}\n")
     rows = []
     summary = {}
@@ -90,23 +116,46 @@ def main():
         queries = statistics.mean(r["queries"] for r in runs)
         marginal = (statistics.mean(r["total_queries"] for r in runs) - small[side]["total_queries"]) / (MAILS - SMALL)
         summary[side] = (seconds, marginal, runs)
-        rows.append([
-            label, " / ".join(f"{r['seconds']:.1f}" for r in runs), f"{seconds:.1f}",
-            f"{seconds / MAILS * 1000:.1f}", f"{queries:.3f}", f"{marginal:.3f}", max(r["batches"] for r in runs),
-            " ".join(str(c) for c in runs[0]["connections"]) + " per run",
-            f"{max(r['peak_mb'] for r in runs):.0f} (+{max(r['growth_mb'] for r in runs):.0f})",
-        ])
-    table(["path", "runs (s)", "mean s", "ms/mail", "queries/mail", "per extra mail", "batches",
-           "connections/server", "peak RSS MB (+growth)"], rows)
-    print("\nqueries/mail: all queries of the run divided by the mails; per extra mail: (queries of a "
-          f"{MAILS}-mail run - queries of a {SMALL}-mail run) / {MAILS - SMALL}, i.e. without per-batch costs")
+        rows.append(
+            [
+                label,
+                " / ".join(f"{r['seconds']:.1f}" for r in runs),
+                f"{seconds:.1f}",
+                f"{seconds / MAILS * 1000:.1f}",
+                f"{queries:.3f}",
+                f"{marginal:.3f}",
+                max(r["batches"] for r in runs),
+                " ".join(str(c) for c in runs[0]["connections"]) + " per run",
+                f"{max(r['peak_mb'] for r in runs):.0f} (+{max(r['growth_mb'] for r in runs):.0f})",
+            ]
+        )
+    table(
+        [
+            "path",
+            "runs (s)",
+            "mean s",
+            "ms/mail",
+            "queries/mail",
+            "per extra mail",
+            "batches",
+            "connections/server",
+            "peak RSS MB (+growth)",
+        ],
+        rows,
+    )
+    print(
+        "\nqueries/mail: all queries of the run divided by the mails; per extra mail: (queries of a "
+        f"{MAILS}-mail run - queries of a {SMALL}-mail run) / {MAILS - SMALL}, i.e. without per-batch costs"
+    )
     core_seconds, core_queries, _runs = summary["core"]
     module_seconds, module_queries, module_runs = summary["module"]
     max_connections = max(c for r in module_runs for c in r["connections"])
-    print(f"\nRESULT send: wall ratio module/core {module_seconds / core_seconds:.2f} "
-          f"({module_seconds:.1f} s vs {core_seconds:.1f} s), queries per extra mail {module_queries:.3f} vs "
-          f"{core_queries:.3f}, SMTP connections per mailbox per run {max_connections} "
-          f"(queue batches per mailbox: 1)")
+    print(
+        f"\nRESULT send: wall ratio module/core {module_seconds / core_seconds:.2f} "
+        f"({module_seconds:.1f} s vs {core_seconds:.1f} s), queries per extra mail {module_queries:.3f} vs "
+        f"{core_queries:.3f}, SMTP connections per mailbox per run {max_connections} "
+        f"(queue batches per mailbox: 1)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ BASELINE_LIMIT = 600  # seconds: above this estimate the baseline runs on a subs
 
 
 def main():
-    from odoo.addons.base.models import ir_mail_server as core_mail_server
     from odoo.exceptions import UserError
+
+    from odoo.addons.base.models import ir_mail_server as core_mail_server
 
     registry = boot()
     with Fleet() as fleet:
@@ -40,11 +41,22 @@ def main():
                 vals_list.append(mailbox_values(port, fleet.ca_pem, company, name=f"Setting {index}"))
             mailboxes = env["ir.mail_server"].create(vals_list)
             # core's own servers for the baseline: the module's connect() leaves them to core
-            core_servers = env["ir.mail_server"].create([{
-                "name": f"Core {index}", "smtp_host": vals["smtp_host"], "smtp_port": vals["smtp_port"],
-                "smtp_encryption": "starttls", "smtp_authentication": "login", "smtp_user": LOGIN,
-                "smtp_pass": PASSWORD, "from_filter": LOGIN, "sequence": 100 + index,
-            } for index, vals in enumerate(vals_list)])
+            core_servers = env["ir.mail_server"].create(
+                [
+                    {
+                        "name": f"Core {index}",
+                        "smtp_host": vals["smtp_host"],
+                        "smtp_port": vals["smtp_port"],
+                        "smtp_encryption": "starttls",
+                        "smtp_authentication": "login",
+                        "smtp_user": LOGIN,
+                        "smtp_pass": PASSWORD,
+                        "from_filter": LOGIN,
+                        "sequence": 100 + index,
+                    }
+                    for index, vals in enumerate(vals_list)
+                ]
+            )
             mailboxes.action_verify()
             workers = params.get_param("smtp_invoicing.verify_workers") or "16 (default)"
             mailbox_ids, core_ids = mailboxes.ids, core_servers.ids
@@ -58,8 +70,10 @@ def main():
             module_seconds = time.perf_counter() - start
         with environment(registry) as env:
             mailboxes = env["ir.mail_server"].browse(mailbox_ids)
-            states = {state: mailboxes.mapped("verification_state").count(state)
-                      for state in ("verified", "failed", "pending")}
+            states = {
+                state: mailboxes.mapped("verification_state").count(state)
+                for state in ("verified", "failed", "pending")
+            }
             timeouts = len(mailboxes.filtered(lambda m: "did not answer in time" in (m.verification_message or "")))
         module_connections = sum(connections for connections, _messages in fleet.stats())
 
@@ -81,23 +95,41 @@ def main():
         baseline_seconds = baseline_measured * len(core_ids) / len(baseline_ids)
         baseline_note = "all 200 run" if subset == 1 else f"1 in {subset} run, extrapolated"
 
-    print(f"\nverify: {SETTINGS} SMTP settings on loopback, {SILENT} silent (accept TCP, never answer), "
-          f"timeout {TIMEOUT} s per setting")
+    print(
+        f"\nverify: {SETTINGS} SMTP settings on loopback, {SILENT} silent (accept TCP, never answer), "
+        f"timeout {TIMEOUT} s per setting"
+    )
     print(f"machine: {machine()}\n")
     table(
         ["path", "settings", "ok", "failed", "pending", "seconds", "per setting"],
         [
-            [f"module cron (workers {workers})", SETTINGS, states["verified"], states["failed"], states["pending"],
-             f"{module_seconds:.1f}", f"{module_seconds / SETTINGS * 1000:.0f} ms"],
-            [f"core test_smtp_connection, sequential ({baseline_note})", len(baseline_ids), outcomes["ok"],
-             outcomes["failed"], "-", f"{baseline_seconds:.1f}", f"{baseline_seconds / SETTINGS * 1000:.0f} ms"],
+            [
+                f"module cron (workers {workers})",
+                SETTINGS,
+                states["verified"],
+                states["failed"],
+                states["pending"],
+                f"{module_seconds:.1f}",
+                f"{module_seconds / SETTINGS * 1000:.0f} ms",
+            ],
+            [
+                f"core test_smtp_connection, sequential ({baseline_note})",
+                len(baseline_ids),
+                outcomes["ok"],
+                outcomes["failed"],
+                "-",
+                f"{baseline_seconds:.1f}",
+                f"{baseline_seconds / SETTINGS * 1000:.0f} ms",
+            ],
         ],
     )
     print(f"\nmodule: {timeouts} timeouts reported, {module_connections} TCP connections accepted by the servers")
     speedup = baseline_seconds / module_seconds
-    print(f"RESULT verify: module {module_seconds:.1f} s, baseline {baseline_seconds:.1f} s ({baseline_note}), "
-          f"{speedup:.1f}x faster; {states['verified']} verified, {states['failed']} failed, "
-          f"{states['pending']} pending")
+    print(
+        f"RESULT verify: module {module_seconds:.1f} s, baseline {baseline_seconds:.1f} s ({baseline_note}), "
+        f"{speedup:.1f}x faster; {states['verified']} verified, {states['failed']} failed, "
+        f"{states['pending']} pending"
+    )
 
 
 if __name__ == "__main__":

@@ -1,34 +1,48 @@
-"""Configure the demo database (run inside `odoo-bin shell`): an own mailbox on the local sink.
+"""Finish the demo database (run inside `odoo-bin shell` by scripts/run.sh).
 
-Idempotent. Reads SMTP_SINK_CA (path) and SMTP_SINK_PORT from the environment.
+The module's demo data (smtp_invoicing/demo/) creates the invoices and reminders
+mailboxes on the local sink. This script points them at the sink's actual port,
+verifies them against the running sink and, once verified, assigns them to the
+email templates, and points the deliverability hint at the sink's DNS server.
+Idempotent. Reads SMTP_SINK_PORT and SMTP_SINK_DNS_PORT from the environment.
 """
-# ruff: noqa: F821  (env is provided by odoo-bin shell)
+
 import os
 
-params = env["ir.config_parameter"].sudo()
-params.set_param("smtp_invoicing.enabled", "True")
-admin = env.ref("base.user_admin")
-company = admin.company_id
-mailbox = env["ir.mail_server"].search([("name", "=", "Demo sink: invoices")], limit=1)
-values = {
-    "name": "Demo sink: invoices",
-    "smtp_invoicing_mailbox": True,
-    "smtp_invoicing_preset": "custom",
-    "sender_name": f"{company.name} Billing",
-    "sender_email": admin.email,
-    "smtp_user": admin.email,
-    "smtp_host": "127.0.0.1",
-    "smtp_port": int(os.environ.get("SMTP_SINK_PORT", "2525")),
-    "smtp_encryption": "starttls",
-    "smtp_authentication": "login",
-    "smtp_invoicing_company_id": company.id,
+from odoo.tools import convert_file
+
+port = int(os.environ.get("SMTP_SINK_PORT", "2525"))
+env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
+# the sink's DNS server publishes the demo domain's SPF and DMARC records
+dns_port = int(os.environ.get("SMTP_SINK_DNS_PORT", "2553"))
+env["ir.config_parameter"].sudo().set_param("smtp_invoicing.dns_nameservers", f"127.0.0.1:{dns_port}")
+if not env.ref("smtp_invoicing.demo_mailbox_invoices", raise_if_not_found=False):
+    # a demo database created without the module's demo data (e.g. before it had any)
+    convert_file(env, "smtp_invoicing", "demo/smtp_invoicing_demo.xml", {}, mode="init", noupdate=True, kind="demo")
+# the mailbox that the shell setup of earlier versions created
+legacy = env["ir.mail_server"].search([("name", "=", "Demo sink: invoices"), ("smtp_invoicing_mailbox", "=", True)])
+(legacy - env.ref("smtp_invoicing.demo_mailbox_invoices")).active = False
+mailboxes = {
+    "invoices": env.ref("smtp_invoicing.demo_mailbox_invoices"),
+    "reminders": env.ref("smtp_invoicing.demo_mailbox_reminders"),
 }
-if not mailbox:
-    mailbox = env["ir.mail_server"].create(dict(values, smtp_pass="demo-password"))
-    # the sink accepts any password; verify once so templates can use it right away
-    mailbox.action_verify()
-    env["ir.mail_server"]._cron_verify_mail_servers()
-if mailbox.verification_state == "verified":
-    env.ref("account.email_template_edi_invoice").mail_server_id = mailbox
+servers = env["ir.mail_server"].union(*mailboxes.values())
+for server in servers:
+    if server.smtp_port != port:
+        server.smtp_port = port
+    if server.verification_state != "verified":
+        server.action_verify()
+env["ir.mail_server"]._cron_verify_mail_servers()
+templates = {
+    "account.email_template_edi_invoice": "invoices",
+    "account.email_template_edi_credit_note": "invoices",
+    # another branch adds the payment reminder template: wired here once it exists
+    "smtp_invoicing.mail_template_payment_reminder": "reminders",
+}
+for xmlid, kind in templates.items():
+    template = env.ref(xmlid, raise_if_not_found=False)
+    if template and mailboxes[kind].verification_state == "verified":
+        template.mail_server_id = mailboxes[kind]
 env.cr.commit()
-print(f"demo mailbox '{mailbox.name}': {mailbox.verification_state} ({mailbox.verification_message})")
+for server in servers:
+    print(f"demo mailbox '{server.name}': {server.verification_state} ({server.verification_message})")

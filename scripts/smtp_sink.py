@@ -1,5 +1,8 @@
 """Embedded local SMTP sink for the demo: STARTTLS on 2525 and implicit TLS on 2465.
 
+With a DNS server on 127.0.0.1:2553 (UDP) publishing SPF and DMARC records for the
+demo domain, so the mailbox form's deliverability hint has something to show.
+
 Any password is accepted (Odoo still enforces the licensed user rule). Every
 received mail is written as an .eml file and summarised on stdout. The CA of
 the sink's certificate is written next to them so Odoo can trust it.
@@ -15,10 +18,16 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from smtp_servers import Pki, SmtpServer  # noqa: E402
+from dns_server import DnsServer
+from smtp_servers import Pki, SmtpServer
 
 STARTTLS_PORT = int(os.environ.get("SMTP_SINK_PORT", "2525"))
 SSL_PORT = int(os.environ.get("SMTP_SINK_SSL_PORT", "2465"))
+DNS_PORT = int(os.environ.get("SMTP_SINK_DNS_PORT", "2553"))
+DEMO_DNS = {
+    "yourcompany.example.com": {"TXT": ["v=spf1 ip4:127.0.0.0/8 ~all"]},
+    "_dmarc.yourcompany.example.com": {"TXT": ["v=DMARC1; p=quarantine"]},
+}
 
 
 class _AnyPassword(dict):
@@ -48,8 +57,12 @@ def main(state_dir):
     for server in servers:
         server.users = _AnyPassword()  # SmtpServer copies users into a plain dict
         server.start()
-    print(f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, "
-          f"mails in {state_dir}/mails", flush=True)
+    dns = DnsServer(DEMO_DNS, port=DNS_PORT).__enter__()
+    print(
+        f"smtp sink: STARTTLS on 127.0.0.1:{STARTTLS_PORT}, SSL on 127.0.0.1:{SSL_PORT}, "
+        f"DNS on 127.0.0.1:{DNS_PORT} (UDP), mails in {state_dir}/mails",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -60,12 +73,16 @@ def main(state_dir):
             path = os.path.join(state_dir, "mails", f"{number:05d}.eml")
             with open(path, "wb") as eml:
                 eml.write(message.content)
-            print(f"smtp sink: mail {number} from {message.message['From']} (envelope {message.mail_from}) "
-                  f"to {', '.join(message.rcpt_tos)}: {message.message['Subject']} -> {path}", flush=True)
+            print(
+                f"smtp sink: mail {number} from {message.message['From']} (envelope {message.mail_from}) "
+                f"to {', '.join(message.rcpt_tos)}: {message.message['Subject']} -> {path}",
+                flush=True,
+            )
         seen = len(received)
         time.sleep(0.5)
     for server in servers:
         server.stop()
+    dns.__exit__(None, None, None)
     pki.cleanup()
 
 

@@ -2,13 +2,15 @@
     "name": "SMTP Invoicing: send invoices from your own mailbox",
     "summary": "Send invoices and payment reminders through the company's own "
     "verified mailbox (Gmail, Microsoft 365, OVH, any SMTP), with encrypted passwords.",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Accounting/Accounting",
     "license": "LGPL-3",
     "author": "smtp_invoicing",
+    "maintainers": ["smtp-invoicing"],
     "website": "https://github.com/smtp-invoicing/smtp_invoicing",
+    "images": ["static/description/screenshot_mailboxes.png"],
     "depends": ["account", "mail"],
-    "external_dependencies": {"python": ["cryptography"]},
+    "external_dependencies": {"python": ["cryptography", "dnspython"]},
     "data": [
         "security/smtp_invoicing_security.xml",
         "security/ir.model.access.csv",
@@ -22,6 +24,9 @@
         "views/account_move_views.xml",
         "views/res_partner_views.xml",
     ],
+    "demo": [
+        "demo/smtp_invoicing_demo.xml",
+    ],
     "assets": {
         "web.assets_tests": [
             "smtp_invoicing/static/src/tours/*.js",
@@ -30,5 +35,4 @@
     "post_init_hook": "_post_init_encrypt_passwords",
     "uninstall_hook": "_uninstall_restore_passwords",
     "installable": True,
-    "application": False,
 }

@@ -4,6 +4,7 @@ import contextlib
 from unittest.mock import patch
 
 import odoo
+
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
 from odoo.addons.mail.tests.common import mail_new_test_user
 
@@ -34,7 +35,10 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
         cls.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.verify_deadline", "6")
         cls.company = cls.company_data["company"]
         cls.mailbox_user = mail_new_test_user(
-            cls.env, login=MAILBOX_LOGIN, email=MAILBOX_LOGIN, name="Billing Desk",
+            cls.env,
+            login=MAILBOX_LOGIN,
+            email=MAILBOX_LOGIN,
+            name="Billing Desk",
             groups="base.group_user,account.group_account_invoice",
             company_id=cls.company.id,
         )

@@ -30,8 +30,13 @@ DB_NAME = os.environ.get("SMTP_INVOICING_TEST_DB", "smtp_invoicing_test")
 # Loggers that see SMTP sessions and passwords: captured down to DEBUG for the
 # whole session and searched for secrets, while the console keeps its level.
 WATCHED_LOGGERS = (
-    "odoo.addons.smtp_invoicing", "odoo.addons.base.models.ir_mail_server", "odoo.addons.mail.models.mail_mail",
-    "odoo.addons.mail.models.mail_thread", "odoo.http", "smtp_invoicing_lib_smtp", "smtp_invoicing_lib_smtp_faults",
+    "odoo.addons.smtp_invoicing",
+    "odoo.addons.base.models.ir_mail_server",
+    "odoo.addons.mail.models.mail_mail",
+    "odoo.addons.mail.models.mail_thread",
+    "odoo.http",
+    "smtp_invoicing_lib_smtp",
+    "smtp_invoicing_lib_smtp_faults",
 )
 # Passwords the tests use besides those the loopback servers know (smtp_servers.KNOWN_SECRETS).
 EXTRA_SECRETS = ("relay-secret", "other-secret", "new-secret", "their-secret", "legacy-secret")
@@ -118,19 +123,33 @@ def pytest_configure(config):
     from odoo.service import server
 
     data_dir = os.environ.get("SMTP_INVOICING_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="smtp_invoicing_data_")
-    odoo.tools.config.parse_config(setup_logging=True, args=[
-        "--database", DB_NAME,
-        "--addons-path", f"{ODOO_SRC}/odoo/addons,{ROOT}",
-        "--db_host", "127.0.0.1",
-        "--db_user", os.environ.get("PGUSER", "root"),
-        "--data-dir", data_dir,
-        "--http-interface", "127.0.0.1",
-        "--http-port", str(_free_port()),
-        "--log-level", os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
-        "--without-demo", "all",
-        "--workers", "0",
-        "--max-cron-threads", "0",
-    ])
+    odoo.tools.config.parse_config(
+        setup_logging=True,
+        args=[
+            "--database",
+            DB_NAME,
+            "--addons-path",
+            f"{ODOO_SRC}/odoo/addons,{ROOT}",
+            "--db_host",
+            "127.0.0.1",
+            "--db_user",
+            os.environ.get("PGUSER", "root"),
+            "--data-dir",
+            data_dir,
+            "--http-interface",
+            "127.0.0.1",
+            "--http-port",
+            str(_free_port()),
+            "--log-level",
+            os.environ.get("SMTP_INVOICING_LOG_LEVEL", "warn"),
+            "--without-demo",
+            "all",
+            "--workers",
+            "0",
+            "--max-cron-threads",
+            "0",
+        ],
+    )
     odoo.service.server.load_server_wide_modules()
     registry = odoo.modules.registry.Registry(DB_NAME)
     # after loading: with test_enable set, loading would run the addons' own tests
@@ -205,7 +224,8 @@ def _odoo_test_context(request):
 
 def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
-        f"smtp_invoicing: {len(SECRET_LOG.texts)} log records searched for passwords, {len(LEAKS)} leak(s)")
+        f"smtp_invoicing: {len(SECRET_LOG.texts)} log records searched for passwords, {len(LEAKS)} leak(s)"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,6 +2,7 @@
 
 Everything binds to 127.0.0.1 explicitly, runs in daemon threads and stops on ``__exit__``.
 """
+
 import asyncio
 import base64
 import binascii
@@ -30,11 +31,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 HOST = "127.0.0.1"
 # Every password a loopback server accepts: conftest.py fails a test that logs one.
 KNOWN_SECRETS = set()
-BAD_CREDENTIALS = ("535 5.7.8 Username and Password not accepted. For more information, go to "
-                   "https://support.google.com/mail/?p=BadCredentials")
+BAD_CREDENTIALS = (
+    "535 5.7.8 Username and Password not accepted. For more information, go to "
+    "https://support.google.com/mail/?p=BadCredentials"
+)
 
 
 # --------------------------------------------------------------------------- PKI
+
 
 def _key():
     return ec.generate_private_key(ec.SECP256R1(), default_backend())
@@ -72,15 +76,27 @@ class Pki:
         public = self.ca_key.public_key()
         self.ca_cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(ca_name)).issuer_name(_name(ca_name))
-            .public_key(public).serial_number(x509.random_serial_number())
+            .subject_name(_name(ca_name))
+            .issuer_name(_name(ca_name))
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(self.ca_key, hashes.SHA256(), default_backend())
         )
@@ -104,9 +120,12 @@ class Pki:
         issuer, signer = (subject, key) if self_signed else (self.ca_cert.subject, self.ca_key)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(issuer)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
             .add_extension(_san(hosts), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -114,12 +133,17 @@ class Pki:
         )
         if not self_signed:
             builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False)
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), critical=False
+            )
         cert = builder.sign(signer, hashes.SHA256(), default_backend())
         self._count += 1
         cert_path = self._write("leaf%d.pem" % self._count, _pem(cert))
-        key_path = self._write("leaf%d.key" % self._count, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_path = self._write(
+            "leaf%d.key" % self._count,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         return cert_path, key_path
 
     def leaf(self, hosts=(HOST,), expired=False):
@@ -156,6 +180,7 @@ def server_context(cert):
 
 
 # --------------------------------------------------------------------------- SMTP server
+
 
 @dataclass
 class ReceivedMessage:
@@ -215,6 +240,7 @@ def _recording(name):
                 await self.push("220 2.0.0 Ready to start TLS")
             return self._reset_connection()
         await getattr(SMTP, "smtp_" + name)(self, arg)
+
     method.__name__ = "smtp_" + name
     return method
 
@@ -243,8 +269,11 @@ class _Handler:
             return "%d %s" % self._owner.data_reply
         content = envelope.original_content or envelope.content
         received = ReceivedMessage(
-            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), content=content,
-            message=email.message_from_bytes(content, policy=email.policy.default))
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            content=content,
+            message=email.message_from_bytes(content, policy=email.policy.default),
+        )
         with self._owner._lock:
             self._owner.messages.append(received)
         return "250 2.0.0 OK queued"
@@ -276,9 +305,21 @@ class SmtpServer:
     ``mail_from_delay`` seconds pass before MAIL FROM is answered (a slow server).
     """
 
-    def __init__(self, mode="starttls", cert=None, users=None, auth_reply=None, mail_from_reply=None,
-                 advertise_auth_without_tls=False, hostname="mail.test", port=0, data_reply=None,
-                 reset_on=None, auth_mechanisms=("PLAIN", "LOGIN"), mail_from_delay=0):
+    def __init__(
+        self,
+        mode="starttls",
+        cert=None,
+        users=None,
+        auth_reply=None,
+        mail_from_reply=None,
+        advertise_auth_without_tls=False,
+        hostname="mail.test",
+        port=0,
+        data_reply=None,
+        reset_on=None,
+        auth_mechanisms=("PLAIN", "LOGIN"),
+        mail_from_delay=0,
+    ):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
         if mode != "plain" and cert is None:
@@ -291,9 +332,15 @@ class SmtpServer:
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()
-        kwargs = dict(hostname=HOST, port=port, ready_timeout=10.0, server_hostname=hostname,
-                      authenticator=self._authenticate, timeout=30,
-                      auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN", "CRAM-MD5") if m not in auth_mechanisms])
+        kwargs = {
+            "hostname": HOST,
+            "port": port,
+            "ready_timeout": 10.0,
+            "server_hostname": hostname,
+            "authenticator": self._authenticate,
+            "timeout": 30,
+            "auth_exclude_mechanism": [m for m in ("PLAIN", "LOGIN", "CRAM-MD5") if m not in auth_mechanisms],
+        }
         if mode == "starttls":
             kwargs.update(tls_context=server_context(cert), require_starttls=True, auth_require_tls=True)
         elif mode == "ssl":
@@ -369,6 +416,7 @@ class SmtpServer:
 
 # --------------------------------------------------------------------------- raw TCP servers
 
+
 class _TcpServer:
     """Accept loop on 127.0.0.1 in a daemon thread; subclasses handle each connection."""
 
@@ -387,7 +435,7 @@ class _TcpServer:
         while not self._stop.is_set():
             try:
                 conn, _addr = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -432,7 +480,7 @@ class DripServer(_TcpServer):
         position = 0
         while not self._stop.wait(self.interval):
             try:
-                conn.sendall(self.GREETING[position:position + 1])
+                conn.sendall(self.GREETING[position : position + 1])
             except OSError:
                 return
             position = (position + 1) % len(self.GREETING)

@@ -28,39 +28,87 @@ class TestAccessMatrix(HttpCase):
         super().setUpClass()
         cls.company = cls.env.ref("base.main_company")
         cls.other_company = cls.env["res.company"].create({"name": "Other Company"})
-        mail_new_test_user(cls.env, login=MAILBOX_LOGIN, email=MAILBOX_LOGIN, company_id=cls.company.id,
-                           groups="base.group_user,account.group_account_invoice")
+        mail_new_test_user(
+            cls.env,
+            login=MAILBOX_LOGIN,
+            email=MAILBOX_LOGIN,
+            company_id=cls.company.id,
+            groups="base.group_user,account.group_account_invoice",
+        )
         cls.users = {}
         for role, groups in ROLES.items():
             company = cls.other_company if role == "other_company_admin" else cls.company
             cls.users[role] = mail_new_test_user(
-                cls.env, login=f"{role}@access.test", email=f"{role}@access.test", groups=groups,
-                company_id=company.id, company_ids=[(6, 0, company.ids)],
+                cls.env,
+                login=f"{role}@access.test",
+                email=f"{role}@access.test",
+                groups=groups,
+                company_id=company.id,
+                company_ids=[(6, 0, company.ids)],
             )
         cls.users["public"] = cls.env.ref("base.public_user")
-        cls.mailbox = cls.env["ir.mail_server"].create({
-            "name": "Invoices mailbox", "smtp_invoicing_mailbox": True, "sender_name": "ACME Billing",
-            "sender_email": MAILBOX_LOGIN, "smtp_user": MAILBOX_LOGIN, "smtp_pass": PASSWORD,
-            "smtp_host": "127.0.0.1", "smtp_port": 587, "smtp_encryption": "starttls",
-            "smtp_authentication": "login", "smtp_invoicing_company_id": cls.company.id,
-        })
+        cls.mailbox = cls.env["ir.mail_server"].create(
+            {
+                "name": "Invoices mailbox",
+                "smtp_invoicing_mailbox": True,
+                "sender_name": "ACME Billing",
+                "sender_email": MAILBOX_LOGIN,
+                "smtp_user": MAILBOX_LOGIN,
+                "smtp_pass": PASSWORD,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": 587,
+                "smtp_encryption": "starttls",
+                "smtp_authentication": "login",
+                "smtp_invoicing_company_id": cls.company.id,
+            }
+        )
         cls.mailbox.write({"smtp_pass": PASSWORD + "-changed"})  # a change the chatter must not reveal
 
     def calls(self):
         """(label, model, method, args, kwargs) of every way to read or change a mailbox."""
         mailbox_id = self.mailbox.id
         return [
-            ("search_read", "ir.mail_server", "search_read", [[]],
-             {"fields": ["name", "smtp_user", "smtp_pass", "smtp_invoicing_password_enc"]}),
-            ("read", "ir.mail_server", "read",
-             [[mailbox_id], ["smtp_pass", "smtp_user", "smtp_invoicing_ca_cert"]], {}),
-            ("web_read", "ir.mail_server", "web_read", [[mailbox_id]], {"specification": {
-                "smtp_pass": {}, "smtp_invoicing_password_set": {}, "message_ids": {"fields": {"body": {}}}}}),
+            (
+                "search_read",
+                "ir.mail_server",
+                "search_read",
+                [[]],
+                {"fields": ["name", "smtp_user", "smtp_pass", "smtp_invoicing_password_enc"]},
+            ),
+            (
+                "read",
+                "ir.mail_server",
+                "read",
+                [[mailbox_id], ["smtp_pass", "smtp_user", "smtp_invoicing_ca_cert"]],
+                {},
+            ),
+            (
+                "web_read",
+                "ir.mail_server",
+                "web_read",
+                [[mailbox_id]],
+                {
+                    "specification": {
+                        "smtp_pass": {},
+                        "smtp_invoicing_password_set": {},
+                        "message_ids": {"fields": {"body": {}}},
+                    }
+                },
+            ),
             ("read_group", "ir.mail_server", "read_group", [[], ["verification_state"], ["verification_state"]], {}),
             ("export_data", "ir.mail_server", "export_data", [[mailbox_id], ["smtp_pass", "smtp_user", "name"]], {}),
-            ("onchange", "ir.mail_server", "onchange",
-             [[mailbox_id], {"smtp_invoicing_preset": "gmail"}, ["smtp_invoicing_preset"],
-              {"smtp_pass": {}, "smtp_host": {}, "smtp_user": {}}], {}),
+            (
+                "onchange",
+                "ir.mail_server",
+                "onchange",
+                [
+                    [mailbox_id],
+                    {"smtp_invoicing_preset": "gmail"},
+                    ["smtp_invoicing_preset"],
+                    {"smtp_pass": {}, "smtp_host": {}, "smtp_user": {}},
+                ],
+                {},
+            ),
             ("messages", "mail.message", "search_read", [[("model", "=", "ir.mail_server")]], {"fields": ["body"]}),
             ("tracking", "mail.tracking.value", "search_read", [[]], {"fields": ["old_value_char", "new_value_char"]}),
             ("oracle_right", "ir.mail_server", "search_count", [[("smtp_pass", "=", PASSWORD + "-changed")]], {}),
@@ -68,8 +116,13 @@ class TestAccessMatrix(HttpCase):
             ("write", "ir.mail_server", "write", [[mailbox_id], {"smtp_host": "evil.example"}], {}),
             ("create", "ir.mail_server", "create", [{"name": "Rogue", "smtp_host": "evil.example"}], {}),
             ("settings", "res.config.settings", "create", [{"smtp_invoicing_enabled": False}], {}),
-            ("parameters", "ir.config_parameter", "search_read", [[("key", "like", "smtp_invoicing.")]],
-             {"fields": ["key", "value"]}),
+            (
+                "parameters",
+                "ir.config_parameter",
+                "search_read",
+                [[("key", "like", "smtp_invoicing.")]],
+                {"fields": ["key", "value"]},
+            ),
         ]
 
     def assertNoSecret(self, text, label):
@@ -88,7 +141,7 @@ class TestAccessMatrix(HttpCase):
                         result = call_kw(env[model], method, args, kwargs)
                 except AccessError as error:
                     outcome, text = "denied", str(error)
-                except Exception as error:  # noqa: BLE001 - any refusal is fine, a leak is not
+                except Exception as error:
                     outcome, text = "error", str(error)
                 else:
                     outcome, text = "ok", repr(result)
@@ -121,8 +174,15 @@ class TestAccessMatrix(HttpCase):
 
     def rpc(self, model, method, args, kwargs):
         response = self.url_open(
-            "/web/dataset/call_kw", data=json.dumps({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
-                "model": model, "method": method, "args": args, "kwargs": kwargs}}),
+            "/web/dataset/call_kw",
+            data=json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "call",
+                    "id": 1,
+                    "params": {"model": model, "method": method, "args": args, "kwargs": kwargs},
+                }
+            ),
             headers={"Content-Type": "application/json"},
         )
         self.assertEqual(response.status_code, 200)

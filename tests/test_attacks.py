@@ -27,8 +27,12 @@ class TestAttacks(SmtpInvoicingCase):
 
     def send(self, **values):
         vals = {
-            "email_to": "customer@client.test", "subject": "Invoice", "body_html": "<p>Invoice</p>",
-            "email_from": MAILBOX_LOGIN, "mail_server_id": self.mailbox.id, "record_company_id": self.company.id,
+            "email_to": "customer@client.test",
+            "subject": "Invoice",
+            "body_html": "<p>Invoice</p>",
+            "email_from": MAILBOX_LOGIN,
+            "mail_server_id": self.mailbox.id,
+            "record_company_id": self.company.id,
         }
         vals.update(values)
         mail = self.env["mail.mail"].create(vals)
@@ -56,23 +60,35 @@ class TestAttacks(SmtpInvoicingCase):
             self.mailbox.sender_name = "ACME\rBcc: victim@evil.test"
         # NUL never reaches a header: PostgreSQL refuses to store it at all
         for field in ("sender_name", "sender_email", "smtp_user", "smtp_host"):
-            with self.subTest(field=field), mute_logger("odoo.sql_db"), self.assertRaises(ValueError), \
-                    self.env.cr.savepoint():
+            with (
+                self.subTest(field=field),
+                mute_logger("odoo.sql_db"),
+                self.assertRaises(ValueError),
+                self.env.cr.savepoint(),
+            ):
                 self.create_mailbox(**{field: "billing@invoicing.test\x00Bcc: victim@evil.test"})
         for host in ("::1", "192.0.2.1", "smtp.gmail.com", "smtp.exämple.de"):
             self.assertTrue(self.create_mailbox(smtp_host=host, smtp_invoicing_mailbox=True))
 
     def test_rendered_headers_cannot_add_or_split_headers(self):
         """CR/LF in template-rendered subject and names, or RFC 2047 words decoding to CR/LF, add no header."""
-        partner = self.env["res.partner"].create({
-            "name": "Evil Corp\r\nBcc: victim@evil.test\r\nX-Injected: yes", "email": "customer@client.test",
-        })
-        template = self.env["mail.template"].create({
-            "name": "Injection", "model_id": self.env["ir.model"]._get_id("res.partner"),
-            "subject": "Invoice for {{ object.name }}", "email_to": "{{ object.email }}",
-            "reply_to": "{{ object.name }} <reply@invoicing.test>",
-            "body_html": "<p>Hello</p>", "mail_server_id": self.mailbox.id,
-        })
+        partner = self.env["res.partner"].create(
+            {
+                "name": "Evil Corp\r\nBcc: victim@evil.test\r\nX-Injected: yes",
+                "email": "customer@client.test",
+            }
+        )
+        template = self.env["mail.template"].create(
+            {
+                "name": "Injection",
+                "model_id": self.env["ir.model"]._get_id("res.partner"),
+                "subject": "Invoice for {{ object.name }}",
+                "email_to": "{{ object.email }}",
+                "reply_to": "{{ object.name }} <reply@invoicing.test>",
+                "body_html": "<p>Hello</p>",
+                "mail_server_id": self.mailbox.id,
+            }
+        )
         with real_smtp(), mute_logger("odoo.addons.mail.models.mail_mail"):
             mails = self.env["mail.mail"].browse(template.send_mail(partner.id, force_send=True))
         subjects = [
@@ -94,8 +110,10 @@ class TestAttacks(SmtpInvoicingCase):
     def test_sender_identity_forged_in_database_adds_no_header(self):
         """Even a sender name with CR/LF written to the database behind the ORM's back adds no header."""
         self.env.flush_all()
-        self.env.cr.execute("UPDATE ir_mail_server SET sender_name = %s WHERE id = %s",
-                            ["ACME\r\nBcc: victim@evil.test", self.mailbox.id])
+        self.env.cr.execute(
+            "UPDATE ir_mail_server SET sender_name = %s WHERE id = %s",
+            ["ACME\r\nBcc: victim@evil.test", self.mailbox.id],
+        )
         self.mailbox.invalidate_recordset()
         self.send()
         for received in self.server.messages:

@@ -21,16 +21,35 @@ class _Committed:
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             company = env.ref("base.main_company")
-            user = env["res.users"].create({
-                "name": "Concurrency", "login": LOGIN, "email": LOGIN, "company_id": company.id,
-                "company_ids": [(6, 0, company.ids)], "groups_id": [(6, 0, env.ref("base.group_user").ids)],
-            })
-            mailboxes = env["ir.mail_server"].create([{
-                "name": f"Concurrent {index}", "smtp_invoicing_mailbox": True, "sender_name": "ACME",
-                "sender_email": LOGIN, "smtp_user": LOGIN, "smtp_pass": PASSWORD, "smtp_host": server.host,
-                "smtp_port": server.port, "smtp_encryption": "starttls", "smtp_authentication": "login",
-                "smtp_invoicing_ca_cert": pki.ca_pem, "smtp_invoicing_company_id": company.id,
-            } for index, server in enumerate(servers)])
+            user = env["res.users"].create(
+                {
+                    "name": "Concurrency",
+                    "login": LOGIN,
+                    "email": LOGIN,
+                    "company_id": company.id,
+                    "company_ids": [(6, 0, company.ids)],
+                    "groups_id": [(6, 0, env.ref("base.group_user").ids)],
+                }
+            )
+            mailboxes = env["ir.mail_server"].create(
+                [
+                    {
+                        "name": f"Concurrent {index}",
+                        "smtp_invoicing_mailbox": True,
+                        "sender_name": "ACME",
+                        "sender_email": LOGIN,
+                        "smtp_user": LOGIN,
+                        "smtp_pass": PASSWORD,
+                        "smtp_host": server.host,
+                        "smtp_port": server.port,
+                        "smtp_encryption": "starttls",
+                        "smtp_authentication": "login",
+                        "smtp_invoicing_ca_cert": pki.ca_pem,
+                        "smtp_invoicing_company_id": company.id,
+                    }
+                    for index, server in enumerate(servers)
+                ]
+            )
             mailboxes.action_verify()
             self.user_id, self.mailbox_ids = user.id, mailboxes.ids
 
@@ -47,7 +66,7 @@ class _Committed:
                     ready.append(cr.fetchone()[0])
                 env = api.Environment(cr, SUPERUSER_ID, {})
                 env["ir.mail_server"]._cron_verify_mail_servers()
-        except Exception as error:  # noqa: BLE001 - reported to the test
+        except Exception as error:
             errors.append(error)
 
     def cleanup(self):
@@ -60,8 +79,10 @@ class _Committed:
 def test_two_workers_never_verify_the_same_mailbox_twice():
     """Two workers running the verification at once: every mailbox verified exactly once (SKIP LOCKED)."""
     with Pki() as pki:
-        servers = [SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=0.4)
-                   for _index in range(4)]
+        servers = [
+            SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=0.4)
+            for _index in range(4)
+        ]
         for server in servers:
             server.start()
         data = _Committed(servers, pki)
@@ -85,8 +106,10 @@ def test_two_workers_never_verify_the_same_mailbox_twice():
 def test_database_connection_lost_during_verification():
     """The database connection dies mid-run: nothing half-written, mailboxes stay Pending and the next run verifies."""
     with Pki() as pki:
-        servers = [SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=1.0)
-                   for _index in range(2)]
+        servers = [
+            SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=1.0)
+            for _index in range(2)
+        ]
         for server in servers:
             server.start()
         data = _Committed(servers, pki)

@@ -11,10 +11,16 @@ class TestDatabaseCopies(SmtpInvoicingCase):
         mailbox = self.verify(self.create_mailbox())
         template = self.env.ref("account.email_template_edi_invoice")
         template.mail_server_id = mailbox
-        mail = self.env["mail.mail"].create({
-            "email_to": "customer@client.test", "subject": "Queued before the copy", "body_html": "<p>x</p>",
-            "email_from": MAILBOX_LOGIN, "mail_server_id": mailbox.id, "record_company_id": self.company.id,
-        })
+        mail = self.env["mail.mail"].create(
+            {
+                "email_to": "customer@client.test",
+                "subject": "Queued before the copy",
+                "body_html": "<p>x</p>",
+                "email_from": MAILBOX_LOGIN,
+                "mail_server_id": mailbox.id,
+                "record_company_id": self.company.id,
+            }
+        )
         self.env.flush_all()
         neutralize_database(self.env.cr)
         self.env.invalidate_all()

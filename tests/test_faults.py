@@ -71,11 +71,17 @@ class TestFaults(SmtpInvoicingCase):
         self.assertEqual(good.verification_state, "verified", good.verification_message)
 
     def queue(self, mailbox, subject):
-        return self.env["mail.mail"].create({
-            "email_to": "customer@client.test", "subject": subject, "body_html": "<p>Invoice</p>",
-            "email_from": MAILBOX_LOGIN, "mail_server_id": mailbox.id, "record_company_id": self.company.id,
-            "auto_delete": False,
-        })
+        return self.env["mail.mail"].create(
+            {
+                "email_to": "customer@client.test",
+                "subject": subject,
+                "body_html": "<p>Invoice</p>",
+                "email_from": MAILBOX_LOGIN,
+                "mail_server_id": mailbox.id,
+                "record_company_id": self.company.id,
+                "auto_delete": False,
+            }
+        )
 
     def test_queue_survives_sending_faults(self):
         """Reset during DATA, 451, 554 or a server gone: that mail is kept, never sent twice; others are sent."""

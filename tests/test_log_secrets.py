@@ -5,16 +5,19 @@ import contextlib
 import io
 import logging
 
-from conftest import SECRET_LOG, secret_leaks
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from conftest import SECRET_LOG, secret_leaks
 
 
 class TestLogSecrets(SmtpInvoicingCase):
     def test_detector_finds_clear_and_base64_passwords(self):
         """The session-wide log check recognises a password in clear, in base64 and inside AUTH PLAIN."""
         plain = base64.b64encode(b"\0" + MAILBOX_LOGIN.encode() + b"\0" + PASSWORD.encode()).decode()
-        for text in (f"login {PASSWORD}", f"send: 'AUTH PLAIN {plain}\\r\\n'",
-                     base64.b64encode(PASSWORD.encode()).decode()):
+        for text in (
+            f"login {PASSWORD}",
+            f"send: 'AUTH PLAIN {plain}\\r\\n'",
+            base64.b64encode(PASSWORD.encode()).decode(),
+        ):
             self.assertEqual(secret_leaks(text, {PASSWORD}), {PASSWORD}, text)
         self.assertEqual(secret_leaks("AUTH PLAIN AGJpbGxpbmcAc29tZXRoaW5nLWVsc2U=", {PASSWORD}), set())
 
@@ -25,10 +28,16 @@ class TestLogSecrets(SmtpInvoicingCase):
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
             self.verify(mailbox)
-            mail = self.env["mail.mail"].create({
-                "email_to": "customer@client.test", "subject": "Debugged", "body_html": "<p>x</p>",
-                "email_from": MAILBOX_LOGIN, "mail_server_id": mailbox.id, "record_company_id": self.company.id,
-            })
+            mail = self.env["mail.mail"].create(
+                {
+                    "email_to": "customer@client.test",
+                    "subject": "Debugged",
+                    "body_html": "<p>x</p>",
+                    "email_from": MAILBOX_LOGIN,
+                    "mail_server_id": mailbox.id,
+                    "record_company_id": self.company.id,
+                }
+            )
             with real_smtp():
                 mail.send()
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)

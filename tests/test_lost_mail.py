@@ -31,20 +31,28 @@ class TestLostMail(SmtpInvoicingCase):
         self.invoice_template.mail_server_id = self.mailbox
 
     def invoices(self, count):
-        return self.env["account.move"].union(*(
-            self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0 + n], post=True)
-            for n in range(count)
-        ))
+        return self.env["account.move"].union(
+            *(
+                self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0 + n], post=True)
+                for n in range(count)
+            )
+        )
 
     def send_and_print(self, invoice):
-        wizard = self.env["account.move.send.wizard"].with_context(
-            active_model="account.move", active_ids=invoice.ids).create({"sending_methods": ["email"]})
+        wizard = (
+            self.env["account.move.send.wizard"]
+            .with_context(active_model="account.move", active_ids=invoice.ids)
+            .create({"sending_methods": ["email"]})
+        )
         with real_smtp():
             wizard.action_send_and_print()
 
     def send_in_background(self, moves):
-        wizard = self.env["account.move.send.batch.wizard"].with_context(
-            active_model="account.move", active_ids=moves.ids).create({})
+        wizard = (
+            self.env["account.move.send.batch.wizard"]
+            .with_context(active_model="account.move", active_ids=moves.ids)
+            .create({})
+        )
         wizard.action_send_and_print()
         with real_smtp():
             while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
@@ -69,7 +77,7 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertEqual(self.server.connections, connections)
 
     def test_password_refused_mid_way_then_resend_after_fix(self):
-        """Password revoked: mails stay in exception with a reason, admins get an activity; resend delivers each once."""
+        """Password revoked: mails kept in exception with a reason, admins get an activity; resend delivers once."""
         delivered = self.invoices(1)
         self.send_in_background(delivered)
         self.assertEqual(len(self.server.messages), 1)
@@ -170,8 +178,11 @@ class TestLostMail(SmtpInvoicingCase):
     def test_only_administrators_resend(self):
         """An invoicing user cannot put a mailbox's failed mails back in the queue."""
         clerk = mail_new_test_user(
-            self.env, login="clerk@invoicing.test", email="clerk@invoicing.test",
-            groups="base.group_user,account.group_account_invoice", company_id=self.company.id,
+            self.env,
+            login="clerk@invoicing.test",
+            email="clerk@invoicing.test",
+            groups="base.group_user,account.group_account_invoice",
+            company_id=self.company.id,
         )
         with self.assertRaises(AccessError):
             self.mailbox.with_user(clerk).action_smtp_invoicing_resend_failed()

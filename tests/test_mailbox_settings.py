@@ -53,14 +53,25 @@ class TestMailboxSettings(SmtpInvoicingCase):
 
     def test_user_name_must_be_an_active_internal_user(self):
         """The user name must match the login or email of an active internal user of the company."""
-        portal = mail_new_test_user(self.env, login="portal@invoicing.test", email="portal@invoicing.test",
-                                    groups="base.group_portal", company_id=self.company.id)
-        archived = mail_new_test_user(self.env, login="gone@invoicing.test", email="gone@invoicing.test",
-                                      company_id=self.company.id)
+        portal = mail_new_test_user(
+            self.env,
+            login="portal@invoicing.test",
+            email="portal@invoicing.test",
+            groups="base.group_portal",
+            company_id=self.company.id,
+        )
+        archived = mail_new_test_user(
+            self.env, login="gone@invoicing.test", email="gone@invoicing.test", company_id=self.company.id
+        )
         archived.active = False
         other_company = self.setup_other_company()["company"]
-        foreign = mail_new_test_user(self.env, login="other@invoicing.test", email="other@invoicing.test",
-                                     company_id=other_company.id, company_ids=[(6, 0, other_company.ids)])
+        foreign = mail_new_test_user(
+            self.env,
+            login="other@invoicing.test",
+            email="other@invoicing.test",
+            company_id=other_company.id,
+            company_ids=[(6, 0, other_company.ids)],
+        )
         for user_name in ("nobody@invoicing.test", portal.login, archived.login, foreign.login, ""):
             with self.subTest(user_name=user_name), self.assertRaisesRegex(ValidationError, "active internal user"):
                 self.create_mailbox(smtp_user=user_name)
@@ -96,8 +107,10 @@ class TestMailboxSettings(SmtpInvoicingCase):
             [first.id, second.id],
         )
         second.invalidate_recordset()
-        with mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"), \
-                self.assertRaisesRegex(UserError, "must be entered again"):
+        with (
+            mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"),
+            self.assertRaisesRegex(UserError, "must be entered again"),
+        ):
             second._smtp_invoicing_password()
 
     def test_copy_never_duplicates_the_password(self):
@@ -123,8 +136,10 @@ class TestMailboxSettings(SmtpInvoicingCase):
         with patch.dict(os.environ, {"SMTP_INVOICING_KEY": key}):
             mailbox = self.create_mailbox()
             self.assertEqual(mailbox._smtp_invoicing_password(), PASSWORD)
-        with mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"), \
-                self.assertRaisesRegex(UserError, "must be entered again"):
+        with (
+            mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"),
+            self.assertRaisesRegex(UserError, "must be entered again"),
+        ):
             mailbox._smtp_invoicing_password()
         rotated = f"{Fernet.generate_key().decode()},{key}"
         with patch.dict(os.environ, {"SMTP_INVOICING_KEY": rotated}):
@@ -163,15 +178,21 @@ class TestMailboxAccess(SmtpInvoicingCase):
         mailbox = self.create_mailbox()
         other_company = self.setup_other_company()["company"]
         admin_b = mail_new_test_user(
-            self.env, login="admin-b@invoicing.test", groups="base.group_system",
-            company_id=other_company.id, company_ids=[(6, 0, other_company.ids)],
+            self.env,
+            login="admin-b@invoicing.test",
+            groups="base.group_system",
+            company_id=other_company.id,
+            company_ids=[(6, 0, other_company.ids)],
         )
         servers = self.env["ir.mail_server"].with_user(admin_b).search([("smtp_invoicing_mailbox", "=", True)])
         self.assertNotIn(mailbox, servers)
         with self.assertRaises(AccessError):
             mailbox.with_user(admin_b).read(["name"])
         admin_a = mail_new_test_user(
-            self.env, login="admin-a@invoicing.test", groups="base.group_system",
-            company_id=self.company.id, company_ids=[(6, 0, self.company.ids)],
+            self.env,
+            login="admin-a@invoicing.test",
+            groups="base.group_system",
+            company_id=self.company.id,
+            company_ids=[(6, 0, self.company.ids)],
         )
         self.assertIn(mailbox, self.env["ir.mail_server"].with_user(admin_a).search([]))

@@ -16,8 +16,12 @@ class TestMultiCompany(SmtpInvoicingCase):
         cls.company_2 = cls.setup_other_company(name="Second Company")["company"]
         cls.company_3 = cls.setup_other_company(name="Third Company")["company"]
         mail_new_test_user(
-            cls.env, login=SECOND_LOGIN, email=SECOND_LOGIN, name="Second Billing",
-            groups="base.group_user", company_id=cls.company_2.id,
+            cls.env,
+            login=SECOND_LOGIN,
+            email=SECOND_LOGIN,
+            name="Second Billing",
+            groups="base.group_user",
+            company_id=cls.company_2.id,
         )
         cls.invoice_template = cls.env.ref("account.email_template_edi_invoice")
         cls.credit_note_template = cls.env.ref("account.email_template_edi_credit_note")
@@ -30,20 +34,30 @@ class TestMultiCompany(SmtpInvoicingCase):
         self.server_1 = self.start_server()
         self.server_2 = self.start_server(users={SECOND_LOGIN: PASSWORD})
         self.mailbox_1 = self.verify(self.create_mailbox(self.server_1, name="First invoices"))
-        self.mailbox_2 = self.verify(self.create_mailbox(
-            self.server_2, name="Second invoices", sender_name="Second Billing", sender_email=SECOND_LOGIN,
-            smtp_user=SECOND_LOGIN, smtp_invoicing_company_id=self.company_2.id,
-        ))
+        self.mailbox_2 = self.verify(
+            self.create_mailbox(
+                self.server_2,
+                name="Second invoices",
+                sender_name="Second Billing",
+                sender_email=SECOND_LOGIN,
+                smtp_user=SECOND_LOGIN,
+                smtp_invoicing_company_id=self.company_2.id,
+            )
+        )
         self.assertEqual(self.mailbox_2.verification_state, "verified", self.mailbox_2.verification_message)
         self.invoice_template.mail_server_id = self.mailbox_1
-        self.env["smtp_invoicing.template.mailbox"].create({
-            "template_id": self.invoice_template.id, "company_id": self.company_2.id,
-            "mail_server_id": self.mailbox_2.id,
-        })
+        self.env["smtp_invoicing.template.mailbox"].create(
+            {
+                "template_id": self.invoice_template.id,
+                "company_id": self.company_2.id,
+                "mail_server_id": self.mailbox_2.id,
+            }
+        )
 
     def invoice(self, company, move_type="out_invoice", partner=None):
-        return self.init_invoice(move_type, partner=partner or self.partner_a, amounts=[100.0], post=True,
-                                 company=company)
+        return self.init_invoice(
+            move_type, partner=partner or self.partner_a, amounts=[100.0], post=True, company=company
+        )
 
     def test_two_companies_share_one_template(self):
         """Send & Print on one invoice per company: each leaves through its own company's server."""
@@ -51,8 +65,11 @@ class TestMultiCompany(SmtpInvoicingCase):
             (self.invoice(self.company), self.server_1, MAILBOX_LOGIN),
             (self.invoice(self.company_2), self.server_2, SECOND_LOGIN),
         ):
-            wizard = self.env["account.move.send.wizard"].with_context(
-                active_model="account.move", active_ids=invoice.ids).create({"sending_methods": ["email"]})
+            wizard = (
+                self.env["account.move.send.wizard"]
+                .with_context(active_model="account.move", active_ids=invoice.ids)
+                .create({"sending_methods": ["email"]})
+            )
             with real_smtp():
                 wizard.action_send_and_print()
             self.assertEqual(len(server.messages), 1)
@@ -65,10 +82,13 @@ class TestMultiCompany(SmtpInvoicingCase):
     def test_batch_of_mixed_companies_and_templates_in_the_background(self):
         """Batch Send & Print of invoices and credit notes of two companies: every mail through the right mailbox."""
         self.credit_note_template.mail_server_id = self.mailbox_1
-        self.env["smtp_invoicing.template.mailbox"].create({
-            "template_id": self.credit_note_template.id, "company_id": self.company_2.id,
-            "mail_server_id": self.mailbox_2.id,
-        })
+        self.env["smtp_invoicing.template.mailbox"].create(
+            {
+                "template_id": self.credit_note_template.id,
+                "company_id": self.company_2.id,
+                "mail_server_id": self.mailbox_2.id,
+            }
+        )
         for company in (self.company, self.company_2):
             (self.partner_a + self.partner_b).with_company(company).invoice_sending_method = "email"
         moves = self.env["account.move"]
@@ -77,8 +97,11 @@ class TestMultiCompany(SmtpInvoicingCase):
                 moves += self.invoice(company, partner=partner)
                 moves += self.invoice(company, partner=partner)
                 moves += self.invoice(company, move_type="out_refund", partner=partner)
-        wizard = self.env["account.move.send.batch.wizard"].with_context(
-            active_model="account.move", active_ids=moves.ids).create({})
+        wizard = (
+            self.env["account.move.send.batch.wizard"]
+            .with_context(active_model="account.move", active_ids=moves.ids)
+            .create({})
+        )
         wizard.action_send_and_print()
         self.assertTrue(all(moves.mapped("sending_data")))
         with real_smtp():
@@ -98,26 +121,36 @@ class TestMultiCompany(SmtpInvoicingCase):
     def test_a_few_hundred_invoices_in_the_background(self):
         """200 invoices and credit notes of two companies, sent in the background: each once, through its mailbox."""
         self.credit_note_template.mail_server_id = self.mailbox_1
-        self.env["smtp_invoicing.template.mailbox"].create({
-            "template_id": self.credit_note_template.id, "company_id": self.company_2.id,
-            "mail_server_id": self.mailbox_2.id,
-        })
+        self.env["smtp_invoicing.template.mailbox"].create(
+            {
+                "template_id": self.credit_note_template.id,
+                "company_id": self.company_2.id,
+                "mail_server_id": self.mailbox_2.id,
+            }
+        )
         for company in (self.company, self.company_2):
             self.partner_a.with_company(company).invoice_sending_method = "email"
-        moves = self.env["account.move"].create([
-            {
-                "move_type": "out_refund" if n % 5 == 0 else "out_invoice",
-                "company_id": company.id,
-                "partner_id": self.partner_a.id,
-                "invoice_date": "2026-01-01",
-                "invoice_line_ids": [(0, 0, {"name": f"Line {n}", "quantity": 1, "price_unit": 10.0 + n,
-                                             "tax_ids": [(6, 0, [])]})],
-            }
-            for n in range(100) for company in (self.company, self.company_2)
-        ])
+        moves = self.env["account.move"].create(
+            [
+                {
+                    "move_type": "out_refund" if n % 5 == 0 else "out_invoice",
+                    "company_id": company.id,
+                    "partner_id": self.partner_a.id,
+                    "invoice_date": "2026-01-01",
+                    "invoice_line_ids": [
+                        (0, 0, {"name": f"Line {n}", "quantity": 1, "price_unit": 10.0 + n, "tax_ids": [(6, 0, [])]})
+                    ],
+                }
+                for n in range(100)
+                for company in (self.company, self.company_2)
+            ]
+        )
         moves.action_post()
-        wizard = self.env["account.move.send.batch.wizard"].with_context(
-            active_model="account.move", active_ids=moves.ids).create({})
+        wizard = (
+            self.env["account.move.send.batch.wizard"]
+            .with_context(active_model="account.move", active_ids=moves.ids)
+            .create({})
+        )
         wizard.action_send_and_print()
         with real_smtp():
             while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
@@ -164,26 +197,40 @@ class TestMultiCompany(SmtpInvoicingCase):
     def test_choice_must_be_a_verified_mailbox_of_that_company(self):
         """A company can only choose its own verified mailbox, once per template."""
         with self.assertRaises(ValidationError) as caught:
-            self.env["smtp_invoicing.template.mailbox"].create({
-                "template_id": self.credit_note_template.id, "company_id": self.company_2.id,
-                "mail_server_id": self.mailbox_1.id,
-            })
+            self.env["smtp_invoicing.template.mailbox"].create(
+                {
+                    "template_id": self.credit_note_template.id,
+                    "company_id": self.company_2.id,
+                    "mail_server_id": self.mailbox_1.id,
+                }
+            )
         self.assertIn("not an own mailbox of Second Company", caught.exception.args[0])
-        draft = self.create_mailbox(self.server_2, name="Draft second", sender_email=SECOND_LOGIN,
-                                    smtp_user=SECOND_LOGIN, smtp_invoicing_company_id=self.company_2.id)
+        draft = self.create_mailbox(
+            self.server_2,
+            name="Draft second",
+            sender_email=SECOND_LOGIN,
+            smtp_user=SECOND_LOGIN,
+            smtp_invoicing_company_id=self.company_2.id,
+        )
         with self.assertRaises(ValidationError) as caught:
-            self.env["smtp_invoicing.template.mailbox"].create({
-                "template_id": self.credit_note_template.id, "company_id": self.company_2.id,
-                "mail_server_id": draft.id,
-            })
+            self.env["smtp_invoicing.template.mailbox"].create(
+                {
+                    "template_id": self.credit_note_template.id,
+                    "company_id": self.company_2.id,
+                    "mail_server_id": draft.id,
+                }
+            )
         self.assertIn("must be verified", caught.exception.args[0])
 
     def test_batch_refused_when_one_company_mailbox_failed(self):
         """Batch Send & Print names the failed mailbox of one company before queueing anything."""
         moves = self.invoice(self.company) + self.invoice(self.company_2)
         self.mailbox_2._smtp_invoicing_set_state("failed", "The user name or password was refused.")
-        wizard = self.env["account.move.send.batch.wizard"].with_context(
-            active_model="account.move", active_ids=moves.ids).create({})
+        wizard = (
+            self.env["account.move.send.batch.wizard"]
+            .with_context(active_model="account.move", active_ids=moves.ids)
+            .create({})
+        )
         with self.assertRaisesRegex(UserError, "Second invoices"):
             wizard.action_send_and_print()
         self.assertFalse(any(moves.mapped("sending_data")))

@@ -20,16 +20,22 @@ class TestReminders(SmtpInvoicingCase):
     def setUpClass(cls):
         super().setUpClass()
         mail_new_test_user(
-            cls.env, login=REMINDER_LOGIN, email=REMINDER_LOGIN, name="Credit Control",
-            groups="base.group_user", company_id=cls.company.id,
+            cls.env,
+            login=REMINDER_LOGIN,
+            email=REMINDER_LOGIN,
+            name="Credit Control",
+            groups="base.group_user",
+            company_id=cls.company.id,
         )
         cls.invoice_template = cls.env.ref("account.email_template_edi_invoice")
         cls.reminder_template = cls.env.ref("smtp_invoicing.email_template_payment_reminder")
         cls.partner_a.email = "customer@client.test"
-        cls.customer_b, cls.customer_c = cls.env["res.partner"].create([
-            {"name": name, "email": email, "property_payment_term_id": cls.pay_terms_a.id}
-            for name, email in (("Customer B", "b@client.test"), ("Customer C", "c@client.test"))
-        ])
+        cls.customer_b, cls.customer_c = cls.env["res.partner"].create(
+            [
+                {"name": name, "email": email, "property_payment_term_id": cls.pay_terms_a.id}
+                for name, email in (("Customer B", "b@client.test"), ("Customer C", "c@client.test"))
+            ]
+        )
         cls.today = fields.Date.today()
 
     def setUp(self):
@@ -37,17 +43,27 @@ class TestReminders(SmtpInvoicingCase):
         self.invoice_server = self.start_server()
         self.reminder_server = self.start_server(users={REMINDER_LOGIN: PASSWORD})
         self.invoice_mailbox = self.verify(self.create_mailbox(self.invoice_server))
-        self.reminder_mailbox = self.verify(self.create_mailbox(
-            self.reminder_server, name="Reminders mailbox", sender_name="ACME Credit Control",
-            sender_email=REMINDER_LOGIN, smtp_user=REMINDER_LOGIN,
-        ))
-        self.assertEqual(self.reminder_mailbox.verification_state, "verified", self.reminder_mailbox.verification_message)
+        self.reminder_mailbox = self.verify(
+            self.create_mailbox(
+                self.reminder_server,
+                name="Reminders mailbox",
+                sender_name="ACME Credit Control",
+                sender_email=REMINDER_LOGIN,
+                smtp_user=REMINDER_LOGIN,
+            )
+        )
+        self.assertEqual(
+            self.reminder_mailbox.verification_state, "verified", self.reminder_mailbox.verification_message
+        )
         self.invoice_template.mail_server_id = self.invoice_mailbox
         self.reminder_template.mail_server_id = self.reminder_mailbox
 
     def overdue_invoice(self, partner=None, days=30, amount=1000.0, post=True):
         return self.init_invoice(
-            "out_invoice", partner=partner or self.partner_a, amounts=[amount], post=post,
+            "out_invoice",
+            partner=partner or self.partner_a,
+            amounts=[amount],
+            post=post,
             invoice_date=self.today - timedelta(days=days),
         )
 
@@ -84,8 +100,11 @@ class TestReminders(SmtpInvoicingCase):
         self.assertEqual(self.comments(invoice).mapped("subject"), ["Friendly reminder " + invoice.name])
 
         # the invoice itself still leaves from the invoices mailbox
-        wizard = self.env["account.move.send.wizard"].with_context(
-            active_model="account.move", active_ids=invoice.ids).create({"sending_methods": ["email"]})
+        wizard = (
+            self.env["account.move.send.wizard"]
+            .with_context(active_model="account.move", active_ids=invoice.ids)
+            .create({"sending_methods": ["email"]})
+        )
         with real_smtp():
             wizard.action_send_and_print()
         self.assertEqual(len(self.invoice_server.messages), 1)
@@ -119,16 +138,26 @@ class TestReminders(SmtpInvoicingCase):
     def test_refused_invoices_are_named(self):
         """Paid, not yet due, draft invoices and vendor bills are refused with a message naming each one."""
         paid = self.overdue_invoice()
-        self.env["account.payment.register"].with_context(
-            active_model="account.move", active_ids=paid.ids).create({})._create_payments()
+        self.env["account.payment.register"].with_context(active_model="account.move", active_ids=paid.ids).create(
+            {}
+        )._create_payments()
         self.assertIn(paid.payment_state, ("paid", "in_payment"))
         not_due = self.overdue_invoice(days=0)
         draft = self.overdue_invoice(post=False)
-        bill = self.init_invoice("in_invoice", partner=self.partner_a, amounts=[100.0], post=True,
-                                 invoice_date=self.today - timedelta(days=30))
+        bill = self.init_invoice(
+            "in_invoice",
+            partner=self.partner_a,
+            amounts=[100.0],
+            post=True,
+            invoice_date=self.today - timedelta(days=30),
+        )
         good = self.overdue_invoice()
-        for refused, reason in ((paid, "paid"), (not_due, "not due"), (draft, "not posted"),
-                                (bill, "not a customer invoice")):
+        for refused, reason in (
+            (paid, "paid"),
+            (not_due, "not due"),
+            (draft, "not posted"),
+            (bill, "not a customer invoice"),
+        ):
             with self.assertRaises(UserError) as caught:
                 (good + refused).action_smtp_invoicing_send_reminder()
             self.assertIn(refused.display_name, caught.exception.args[0])
@@ -145,7 +174,7 @@ class TestReminders(SmtpInvoicingCase):
         self.assertFalse(self.reminder_server.messages)
 
     def test_automatic_reminders_respect_delay_interval_and_opt_out(self):
-        """Scheduled action: off by default; then only after the delay, once per interval, never to opted-out customers."""
+        """Scheduled action: off by default; then after the delay, once per interval, never to opted-out customers."""
         recent = self.overdue_invoice(days=5)
         late = self.overdue_invoice(partner=self.customer_b, days=12)
         opted_out = self.overdue_invoice(partner=self.customer_c, days=30)
@@ -155,11 +184,13 @@ class TestReminders(SmtpInvoicingCase):
         Move._cron_send_payment_reminders()
         self.assertEqual((recent + late + opted_out).mapped("smtp_invoicing_reminder_count"), [0, 0, 0])
 
-        self.company.write({
-            "smtp_invoicing_auto_reminder": True,
-            "smtp_invoicing_reminder_delay": 10,
-            "smtp_invoicing_reminder_interval": 7,
-        })
+        self.company.write(
+            {
+                "smtp_invoicing_auto_reminder": True,
+                "smtp_invoicing_reminder_delay": 10,
+                "smtp_invoicing_reminder_interval": 7,
+            }
+        )
         Move._cron_send_payment_reminders()
         self.assertEqual((recent + late + opted_out).mapped("smtp_invoicing_reminder_count"), [0, 1, 0])
         message = self.comments(late)

@@ -20,8 +20,9 @@ class TestParallelVerification(SmtpInvoicingCase):
         self.set_params(verify_timeout=2, verify_deadline=4, verify_workers=8)
         with SilentListener() as first, SilentListener() as second:
             live = self.create_mailbox(name="Live 1") | self.create_mailbox(name="Live 2")
-            dead = self.create_mailbox(name="Dead 1", smtp_port=first.port) \
-                | self.create_mailbox(name="Dead 2", smtp_port=second.port)
+            dead = self.create_mailbox(name="Dead 1", smtp_port=first.port) | self.create_mailbox(
+                name="Dead 2", smtp_port=second.port
+            )
             (live | dead).action_verify()
             start = time.monotonic()
             self.env["ir.mail_server"]._cron_verify_mail_servers()
@@ -35,7 +36,7 @@ class TestParallelVerification(SmtpInvoicingCase):
         self.assertEqual(self.pending_count(), 0)
 
     def test_spent_budget_leaves_the_rest_to_the_next_run(self):
-        """Once the time budget is spent no verification starts: the rest stays pending and the cron is triggered again."""
+        """Once the budget is spent no verification starts: the rest stays pending and the cron is triggered again."""
         self.set_params(verify_timeout=1, verify_deadline=2, verify_workers=1, verify_budget=0.5)
         cron = self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")
         with SilentListener() as listener:
@@ -66,17 +67,30 @@ class TestSendingOverhead(SmtpInvoicingCase):
         cls.relay = SmtpServer(mode="plain")
         cls.relay.__enter__()
         cls.addClassCleanup(cls.relay.__exit__, None, None, None)
-        cls.core = cls.env["ir.mail_server"].create({
-            "name": "Core relay", "smtp_host": cls.relay.host, "smtp_port": cls.relay.port,
-            "smtp_encryption": "none", "sequence": 1,
-        })
+        cls.core = cls.env["ir.mail_server"].create(
+            {
+                "name": "Core relay",
+                "smtp_host": cls.relay.host,
+                "smtp_port": cls.relay.port,
+                "smtp_encryption": "none",
+                "sequence": 1,
+            }
+        )
 
     def queue(self, count, mail_server):
-        return self.env["mail.mail"].create([{
-            "email_to": f"customer{index}@client.test", "subject": f"Invoice INV/{index:05d}",
-            "body_html": f"<p>Dear customer, please find invoice INV/{index:05d} attached.</p>",
-            "email_from": MAILBOX_LOGIN, "mail_server_id": mail_server.id, "record_company_id": self.company.id,
-        } for index in range(count)])
+        return self.env["mail.mail"].create(
+            [
+                {
+                    "email_to": f"customer{index}@client.test",
+                    "subject": f"Invoice INV/{index:05d}",
+                    "body_html": f"<p>Dear customer, please find invoice INV/{index:05d} attached.</p>",
+                    "email_from": MAILBOX_LOGIN,
+                    "mail_server_id": mail_server.id,
+                    "record_company_id": self.company.id,
+                }
+                for index in range(count)
+            ]
+        )
 
     def queries(self, function):
         self.env.flush_all()

@@ -26,20 +26,31 @@ class TestSecretsLifecycle(SmtpInvoicingCase):
         return self.env.cr.fetchone()[0]
 
     def queue_mail(self, server, subject):
-        return self.env["mail.mail"].create({
-            "email_to": "customer@client.test", "subject": subject, "body_html": "<p>Invoice</p>",
-            "email_from": MAILBOX_LOGIN, "mail_server_id": server.id, "record_company_id": self.company.id,
-        })
+        return self.env["mail.mail"].create(
+            {
+                "email_to": "customer@client.test",
+                "subject": subject,
+                "body_html": "<p>Invoice</p>",
+                "email_from": MAILBOX_LOGIN,
+                "mail_server_id": server.id,
+                "record_company_id": self.company.id,
+            }
+        )
 
     def test_key_rotation_end_to_end(self):
         """New key first, one server action re-encrypts every password, old key removed: mail still flows."""
         old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
         with key_env(old):
             mailbox = self.verify(self.create_mailbox())
-            relay = self.env["ir.mail_server"].create({
-                "name": "Relay", "smtp_host": "127.0.0.1", "smtp_port": 2525, "smtp_user": "relay",
-                "smtp_pass": "relay-secret",
-            })
+            relay = self.env["ir.mail_server"].create(
+                {
+                    "name": "Relay",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": 2525,
+                    "smtp_user": "relay",
+                    "smtp_pass": "relay-secret",
+                }
+            )
             self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
             old_tokens = self.token(mailbox), self.token(relay)
         with key_env(new, old):
@@ -86,13 +97,24 @@ class TestSecretsLifecycle(SmtpInvoicingCase):
     def test_ciphertext_copied_to_another_company_does_not_decrypt(self):
         """A ciphertext copied into another company's mailbox row does not decrypt there."""
         other_company = self.setup_other_company()["company"]
-        mail_new_test_user(self.env, login="billing@other.test", email="billing@other.test",
-                           company_id=other_company.id, company_ids=[(6, 0, other_company.ids)])
+        mail_new_test_user(
+            self.env,
+            login="billing@other.test",
+            email="billing@other.test",
+            company_id=other_company.id,
+            company_ids=[(6, 0, other_company.ids)],
+        )
         mine = self.create_mailbox()
-        theirs = self.create_mailbox(name="Other", smtp_user="billing@other.test", sender_email="billing@other.test",
-                                     smtp_invoicing_company_id=other_company.id, smtp_pass="their-secret")
-        self.env.cr.execute("UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s WHERE id = %s",
-                            [self.token(mine), theirs.id])
+        theirs = self.create_mailbox(
+            name="Other",
+            smtp_user="billing@other.test",
+            sender_email="billing@other.test",
+            smtp_invoicing_company_id=other_company.id,
+            smtp_pass="their-secret",
+        )
+        self.env.cr.execute(
+            "UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s WHERE id = %s", [self.token(mine), theirs.id]
+        )
         theirs.invalidate_recordset()
         with mute_logger(MODEL_LOGGER), self.assertRaisesRegex(UserError, "must be entered again"):
             theirs._smtp_invoicing_password()

@@ -17,7 +17,8 @@ class TestSending(SmtpInvoicingCase):
         cls.partner_a.email = "customer@client.test"
         # wkhtmltopdf fetches the report's stylesheets from this test's own HTTP server
         cls.env["ir.config_parameter"].sudo().set_param(
-            "report.url", f"http://127.0.0.1:{odoo.tools.config['http_port']}")
+            "report.url", f"http://127.0.0.1:{odoo.tools.config['http_port']}"
+        )
 
     def setUp(self):
         super().setUp()
@@ -27,9 +28,16 @@ class TestSending(SmtpInvoicingCase):
         self.invoice_template.mail_server_id = self.mailbox
 
     def send_and_print(self, invoice, user=None):
-        wizard = self.env["account.move.send.wizard"].with_user(user or self.env.user).with_context(
-            active_model="account.move", active_ids=invoice.ids, force_report_rendering=True,
-        ).create({"sending_methods": ["email"]})
+        wizard = (
+            self.env["account.move.send.wizard"]
+            .with_user(user or self.env.user)
+            .with_context(
+                active_model="account.move",
+                active_ids=invoice.ids,
+                force_report_rendering=True,
+            )
+            .create({"sending_methods": ["email"]})
+        )
         self.assertEqual(wizard.mail_template_id, self.invoice_template)
         with real_smtp():
             wizard.action_send_and_print()
@@ -60,8 +68,11 @@ class TestSending(SmtpInvoicingCase):
     def test_invoicing_user_sends_without_reading_credentials(self):
         """An invoicing user sends through the mailbox but cannot read its settings."""
         accountant = mail_new_test_user(
-            self.env, login="clerk@invoicing.test", email="clerk@invoicing.test",
-            groups="base.group_user,account.group_account_invoice", company_id=self.company.id,
+            self.env,
+            login="clerk@invoicing.test",
+            email="clerk@invoicing.test",
+            groups="base.group_user,account.group_account_invoice",
+            company_id=self.company.id,
         )
         invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[50.0], post=True)
         self.send_and_print(invoice.with_user(accountant), user=accountant)
@@ -72,30 +83,45 @@ class TestSending(SmtpInvoicingCase):
     def test_feature_off_behaves_as_without_the_module(self):
         """With the switch off, the mailbox carries nothing: the mail goes to Odoo's default routing."""
         self.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "False")
-        mail = self.env["mail.mail"].create({
-            "email_to": "customer@client.test", "subject": "x", "body_html": "<p>x</p>",
-            "email_from": "company@invoicing.test", "mail_server_id": self.mailbox.id,
-            "record_company_id": self.company.id,
-        })
-        (server_id, _alias, _smtp_from, ids), = list(mail._split_by_mail_configuration())
+        mail = self.env["mail.mail"].create(
+            {
+                "email_to": "customer@client.test",
+                "subject": "x",
+                "body_html": "<p>x</p>",
+                "email_from": "company@invoicing.test",
+                "mail_server_id": self.mailbox.id,
+                "record_company_id": self.company.id,
+            }
+        )
+        ((server_id, _alias, _smtp_from, ids),) = list(mail._split_by_mail_configuration())
         self.assertNotEqual(server_id, self.mailbox.id)
         self.assertFalse(mail.mail_server_id)
 
     def test_mailbox_never_carries_other_companies_mail(self):
         """A mail of another company's record never leaves through this company's mailbox."""
         other_company = self.setup_other_company()["company"]
-        mails = self.env["mail.mail"].create([{
-            "email_to": "customer@client.test", "subject": "x", "body_html": "<p>x</p>",
-            "email_from": MAILBOX_LOGIN, "mail_server_id": self.mailbox.id, "record_company_id": company.id,
-        } for company in (self.company, other_company)])
+        mails = self.env["mail.mail"].create(
+            [
+                {
+                    "email_to": "customer@client.test",
+                    "subject": "x",
+                    "body_html": "<p>x</p>",
+                    "email_from": MAILBOX_LOGIN,
+                    "mail_server_id": self.mailbox.id,
+                    "record_company_id": company.id,
+                }
+                for company in (self.company, other_company)
+            ]
+        )
         routes = {tuple(ids): server_id for server_id, _a, _f, ids in mails._split_by_mail_configuration()}
         self.assertEqual(routes[(mails[0].id,)], self.mailbox.id)
         self.assertNotEqual(routes[(mails[1].id,)], self.mailbox.id)
 
     def test_mailbox_is_never_a_fallback(self):
         """Mails without a chosen server never fall back to an own mailbox, even one matching their sender."""
-        core = self.env["ir.mail_server"].create({"name": "Core", "smtp_host": "127.0.0.1", "smtp_port": 25,
-                                                  "sequence": 50})
+        core = self.env["ir.mail_server"].create(
+            {"name": "Core", "smtp_host": "127.0.0.1", "smtp_port": 25, "sequence": 50}
+        )
         server, _from = self.env["ir.mail_server"]._find_mail_server(MAILBOX_LOGIN)
         self.assertEqual(server, core)
         core.active = False
@@ -113,12 +139,19 @@ class TestSending(SmtpInvoicingCase):
         plain = SmtpServer(mode="plain", users={"relay": "relay-secret"}, advertise_auth_without_tls=True)
         plain.__enter__()
         self.addCleanup(plain.__exit__, None, None, None)
-        core = self.env["ir.mail_server"].create({
-            "name": "Relay", "smtp_host": plain.host, "smtp_port": plain.port, "smtp_encryption": "none",
-            "smtp_user": "relay", "smtp_pass": "relay-secret",
-        })
+        core = self.env["ir.mail_server"].create(
+            {
+                "name": "Relay",
+                "smtp_host": plain.host,
+                "smtp_port": plain.port,
+                "smtp_encryption": "none",
+                "smtp_user": "relay",
+                "smtp_pass": "relay-secret",
+            }
+        )
         message = self.env["ir.mail_server"].build_email(
-            "company@invoicing.test", ["customer@client.test"], "Relay test", "body")
+            "company@invoicing.test", ["customer@client.test"], "Relay test", "body"
+        )
         with real_smtp():
             self.env["ir.mail_server"].send_email(message, mail_server_id=core.id)
         self.assertEqual(plain.auth_attempts[-1][1:], ("relay", "relay-secret"))

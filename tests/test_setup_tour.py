@@ -17,8 +17,13 @@ class TestSetupTour(HttpCase):
         server.__enter__()
         self.addCleanup(server.__exit__, None, None, None)
         company = self.env.ref("base.main_company")
-        mail_new_test_user(self.env, login=MAILBOX_LOGIN, email=MAILBOX_LOGIN, company_id=company.id,
-                           groups="base.group_user,account.group_account_invoice")
+        mail_new_test_user(
+            self.env,
+            login=MAILBOX_LOGIN,
+            email=MAILBOX_LOGIN,
+            company_id=company.id,
+            groups="base.group_user,account.group_account_invoice",
+        )
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("smtp_invoicing.tour_smtp_port", str(server.port))
         params.set_param("smtp_invoicing.tour_smtp_ca", pki.ca_pem)
@@ -33,5 +38,6 @@ class TestSetupTour(HttpCase):
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
         self.assertEqual([attempt[1:] for attempt in server.auth_attempts], [(MAILBOX_LOGIN, PASSWORD)])
 
-        self.start_tour("/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers", "smtp_invoicing_status",
-                        login="admin")
+        self.start_tour(
+            "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers", "smtp_invoicing_status", login="admin"
+        )

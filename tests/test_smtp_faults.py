@@ -1,4 +1,5 @@
 """Hostile and failing SMTP servers against smtp_invoicing/lib/smtp.py (pure, no Odoo)."""
+
 import importlib.util
 import os
 import sys
@@ -6,7 +7,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from smtp_servers import Pki, SmtpServer, StripStarttlsProxy  # noqa: E402
+from smtp_servers import Pki, SmtpServer, StripStarttlsProxy
 
 # Loaded by path: importing the addon package would import Odoo.
 _LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib", "smtp.py")
@@ -33,8 +34,10 @@ def check(host, port, protocol, ca_pem, password=PASSWORD):
 
 def test_stripped_starttls_never_gets_credentials(pki):
     """A man in the middle deleting STARTTLS and advertising AUTH gets no_starttls and no credentials."""
-    with SmtpServer(mode="starttls", cert=pki.leaf(), users={USER: PASSWORD}) as upstream, \
-            StripStarttlsProxy(upstream) as proxy:
+    with (
+        SmtpServer(mode="starttls", cert=pki.leaf(), users={USER: PASSWORD}) as upstream,
+        StripStarttlsProxy(upstream) as proxy,
+    ):
         error = check(proxy.host, proxy.port, "starttls", pki.ca_pem)
     assert error.reason == "no_starttls"
     assert b"AUTH" not in proxy.client_data.upper()
@@ -72,12 +75,15 @@ def test_connection_reset_is_a_network_failure(pki, command):
     assert len(srv.auth_attempts) == (1 if command == "MAIL" else 0)
 
 
-@pytest.mark.parametrize("reply, reason", [
-    ((421, "4.7.0 Try again later, closing connection"), "temporary"),
-    ((451, "4.3.0 Temporary server failure"), "temporary"),
-    ((550, "5.1.0 Sender rejected"), "sender_refused"),
-    ((554, "5.7.1 Transaction failed: policy"), "sender_refused"),
-])
+@pytest.mark.parametrize(
+    "reply, reason",
+    [
+        ((421, "4.7.0 Try again later, closing connection"), "temporary"),
+        ((451, "4.3.0 Temporary server failure"), "temporary"),
+        ((550, "5.1.0 Sender rejected"), "sender_refused"),
+        ((554, "5.7.1 Transaction failed: policy"), "sender_refused"),
+    ],
+)
 def test_temporary_and_permanent_mail_from_replies(pki, reply, reason):
     """4xx answers to MAIL FROM are temporary, 5xx ones a refused sender; nothing is sent."""
     with SmtpServer(mode="starttls", cert=pki.leaf(), users={USER: PASSWORD}, mail_from_reply=reply) as srv:
@@ -89,7 +95,7 @@ def test_temporary_and_permanent_mail_from_replies(pki, reply, reason):
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_one_authentication_attempt_per_mechanism(pki, mechanism):
     """Whatever the mechanism, a refused password costs exactly one attempt; a right one succeeds."""
-    options = dict(mode="starttls", cert=pki.leaf(), users={USER: PASSWORD}, auth_mechanisms=(mechanism,))
+    options = {"mode": "starttls", "cert": pki.leaf(), "users": {USER: PASSWORD}, "auth_mechanisms": (mechanism,)}
     with SmtpServer(**options) as srv:
         error = check(srv.host, srv.port, "starttls", pki.ca_pem, password="wrong-password")
     assert error.reason == "auth_failed"

@@ -1,4 +1,5 @@
 """smtp_invoicing/lib/smtp.py against real SMTP servers on 127.0.0.1 (pure, no Odoo)."""
+
 import importlib.util
 import logging
 import os
@@ -8,7 +9,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from smtp_servers import DripServer, Pki, SilentListener, SmtpServer, closed_port  # noqa: E402
+from smtp_servers import DripServer, Pki, SilentListener, SmtpServer, closed_port
 
 # Loaded by path: importing the addon package would import Odoo.
 _LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib", "smtp.py")
@@ -17,8 +18,11 @@ smtp = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(smtp)
 
 USER, PASSWORD, SENDER = "billing@example.com", "s3cr3t-Pässwörd", "billing@example.com"
-GMAIL_534 = (534, "5.7.9 Application-specific password required. Learn more at "
-                  "https://support.google.com/mail/?p=InvalidSecondFactor")
+GMAIL_534 = (
+    534,
+    "5.7.9 Application-specific password required. Learn more at "
+    "https://support.google.com/mail/?p=InvalidSecondFactor",
+)
 OUTLOOK_535 = (535, "5.7.139 Authentication unsuccessful, basic authentication is disabled")
 NOT_OWNED = (553, "5.7.1 Sender address rejected: not owned by user")
 SEND_AS = (550, "5.7.60 SMTP; Client does not have permissions to send as this sender")
@@ -37,8 +41,16 @@ def server(pki, mode="starttls", cert=None, **options):
 def check(srv, pki, protocol=None, password=PASSWORD, ca_pem=True, **options):
     """verify() against ``srv``; returns the SmtpCheckError or None."""
     try:
-        smtp.verify(srv.host, srv.port, protocol or srv.mode, USER, password, SENDER,
-                    ca_pem=pki.ca_pem if ca_pem else None, **options)
+        smtp.verify(
+            srv.host,
+            srv.port,
+            protocol or srv.mode,
+            USER,
+            password,
+            SENDER,
+            ca_pem=pki.ca_pem if ca_pem else None,
+            **options,
+        )
     except smtp.SmtpCheckError as error:
         return error
     return None
@@ -238,6 +250,7 @@ def test_single_login_picks_one_mechanism_and_sends_once(pki):
 def test_single_login_login_mechanism(pki):
     """With only LOGIN advertised, single_login() authenticates via LOGIN in one exchange."""
     import smtplib
+
     with server(pki) as srv:
         connection = smtplib.SMTP(srv.host, srv.port, timeout=5)
         try:
@@ -257,6 +270,7 @@ def test_single_login_login_mechanism(pki):
 def test_make_ssl_context_is_strict(pki):
     """The TLS context verifies chain and host name and refuses TLS < 1.2."""
     import ssl
+
     context = smtp.make_ssl_context(pki.ca_pem)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2

@@ -34,10 +34,27 @@ print("RESULT:" + json.dumps({"template_server": template.mail_server_id.id, "se
 
 def odoo_bin(data_dir, *args, stdin=None):
     command = [
-        sys.executable, os.path.join(ODOO_SRC, "odoo-bin"), *args[:1],
-        "--addons-path", f"{ODOO_SRC}/odoo/addons,{ROOT}", "--db_host", "127.0.0.1",
-        "--db_user", os.environ.get("PGUSER", "root"), "--data-dir", data_dir, "-d", SCRATCH_DB,
-        "--without-demo", "all", "--log-level", "warn", "--max-cron-threads", "0", "--http-port", "0",
+        sys.executable,
+        os.path.join(ODOO_SRC, "odoo-bin"),
+        *args[:1],
+        "--addons-path",
+        f"{ODOO_SRC}/odoo/addons,{ROOT}",
+        "--db_host",
+        "127.0.0.1",
+        "--db_user",
+        os.environ.get("PGUSER", "root"),
+        "--data-dir",
+        data_dir,
+        "-d",
+        SCRATCH_DB,
+        "--without-demo",
+        "all",
+        "--log-level",
+        "warn",
+        "--max-cron-threads",
+        "0",
+        "--http-port",
+        "0",
         *args[1:],
     ]
     done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=900, check=False)
@@ -49,12 +66,15 @@ def shell(data_dir, script):
     output = odoo_bin(data_dir, "shell", "--no-http", stdin="import json\n" + script + "\nenv.cr.commit()\n")
     results = [line for line in output.splitlines() if line.startswith("RESULT:")]
     assert results, output[-3000:]
-    return json.loads(results[-1][len("RESULT:"):])
+    return json.loads(results[-1][len("RESULT:") :])
 
 
 def dropdb():
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", os.environ.get("PGUSER", "root"), "--if-exists", SCRATCH_DB],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dropdb", "-h", "127.0.0.1", "-U", os.environ.get("PGUSER", "root"), "--if-exists", SCRATCH_DB],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture
@@ -72,14 +92,18 @@ def test_servers_passwords_and_template_links_survive_install_upgrade_uninstall(
     """A clear-password server used by a template sends after install, upgrade and uninstall of the module."""
     with SmtpServer(mode="plain", users={"relay": RELAY_PASSWORD}, advertise_auth_without_tls=True) as relay:
         odoo_bin(scratch, "--stop-after-init", "-i", "base,mail,account")
-        created = shell(scratch, f"""
+        created = shell(
+            scratch,
+            f"""
 server = env["ir.mail_server"].create({{
     "name": "Legacy relay", "smtp_host": "{relay.host}", "smtp_port": {relay.port}, "smtp_encryption": "none",
     "smtp_user": "relay", "smtp_pass": "{RELAY_PASSWORD}",
 }})
 env.ref("account.email_template_edi_invoice").mail_server_id = server
 SUBJECT = "before install"
-""" + SEND)
+"""
+            + SEND,
+        )
         assert created["clear_column"] and created["template_server"] == created["server"]
 
         odoo_bin(scratch, "--stop-after-init", "-i", "smtp_invoicing")
@@ -89,10 +113,13 @@ SUBJECT = "before install"
         odoo_bin(scratch, "--stop-after-init", "-u", "smtp_invoicing")
         upgraded = shell(scratch, 'SUBJECT = "after upgrade"' + SEND)
 
-        uninstalled_step = shell(scratch, """
+        uninstalled_step = shell(
+            scratch,
+            """
 env["ir.module.module"].search([("name", "=", "smtp_invoicing")]).button_immediate_uninstall()
 print("RESULT:" + json.dumps({"state": env["ir.module.module"].search([("name", "=", "smtp_invoicing")]).state}))
-""")
+""",
+        )
         assert uninstalled_step["state"] == "uninstalled"
         uninstalled = shell(scratch, 'SUBJECT = "after uninstall"' + SEND)
         assert uninstalled["clear_column"], "uninstall must give core its clear password back"
@@ -100,5 +127,9 @@ print("RESULT:" + json.dumps({"state": env["ir.module.module"].search([("name", 
     for step in (installed, upgraded, uninstalled):
         assert step["template_server"] == step["server"] == created["server"]
     assert [m.message["Subject"] for m in relay.messages] == [
-        "before install", "after install", "after upgrade", "after uninstall"]
+        "before install",
+        "after install",
+        "after upgrade",
+        "after uninstall",
+    ]
     assert [attempt[1:] for attempt in relay.auth_attempts] == [("relay", RELAY_PASSWORD)] * 4

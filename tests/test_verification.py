@@ -61,14 +61,18 @@ class TestVerification(SmtpInvoicingCase):
 
     def test_microsoft_basic_auth_disabled(self):
         """535 5.7.139: Failed, basic authentication disabled."""
-        server = self.start_server(auth_reply=(535, "5.7.139 Authentication unsuccessful, basic authentication is disabled."))
+        server = self.start_server(
+            auth_reply=(535, "5.7.139 Authentication unsuccessful, basic authentication is disabled.")
+        )
         mailbox = self.verify(self.create_mailbox(server))
         self.assertFailed(mailbox, "Authenticated SMTP")
 
     def test_sender_refused_and_send_as_denied(self):
         """553 and 550 5.7.60 on MAIL FROM: Failed, the sender does not belong to the mailbox."""
         refused = self.start_server(mail_from_reply=(553, "5.7.1 Sender address rejected: not owned by user"))
-        denied = self.start_server(mail_from_reply=(550, "5.7.60 SMTP; Client does not have permissions to send as this sender"))
+        denied = self.start_server(
+            mail_from_reply=(550, "5.7.60 SMTP; Client does not have permissions to send as this sender")
+        )
         self.assertFailed(self.verify(self.create_mailbox(refused)), "refused to send as")
         self.assertFailed(self.verify(self.create_mailbox(denied)), "SendAsDenied")
 

@@ -39,8 +39,8 @@ def key_file_keys(data_dir):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            pass  # another worker created it first: use theirs
-        else:
+            fd = None  # another worker created it first: use theirs
+        if fd is not None:
             with os.fdopen(fd, "wb") as key_file:
                 key_file.write(Fernet.generate_key() + b"\n")
     with open(path, "rb") as key_file:

@@ -3,6 +3,7 @@
 Pure Python (no Odoo). Every failure is reported as :class:`SmtpCheckError` with a
 machine-readable ``reason`` so that the caller can show an actionable message.
 """
+
 import base64
 import functools
 import hmac
@@ -17,9 +18,22 @@ import time
 _logger = logging.getLogger(__name__)
 
 REASONS = (
-    "dns", "refused", "timeout", "wrong_protocol", "untrusted_certificate", "hostname_mismatch",
-    "no_starttls", "no_auth", "auth_failed", "app_password_required", "basic_auth_disabled",
-    "sender_refused", "send_as_denied", "temporary", "network", "protocol_error",
+    "dns",
+    "refused",
+    "timeout",
+    "wrong_protocol",
+    "untrusted_certificate",
+    "hostname_mismatch",
+    "no_starttls",
+    "no_auth",
+    "auth_failed",
+    "app_password_required",
+    "basic_auth_disabled",
+    "sender_refused",
+    "send_as_denied",
+    "temporary",
+    "network",
+    "protocol_error",
 )
 PROTOCOLS = ("starttls", "ssl")
 # Preference order for password mechanisms; all of them only ever run inside TLS.
@@ -90,7 +104,7 @@ class _Deadline:
     def attach(self, sock):
         with self._lock:
             if self.expired:
-                raise socket.timeout("deadline expired")
+                raise TimeoutError("deadline expired")
             self._socket = sock.dup()
 
     def _expire(self):
@@ -300,7 +314,7 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
         return connection
     except SmtpCheckError as error:
         connection.close()
-        raise _expired_error(error, deadline)
+        raise _expired_error(error, deadline)  # noqa: B904 (may be error itself: keep its context)
     except Exception as exc:
         connection.close()
         error = _classify(exc, stage, (password,))
@@ -313,8 +327,9 @@ def _log_failure(host, port, error):
     _logger.info("SMTP check of %s:%s failed: %s", host, port, error.reason)
 
 
-def open_session(host, port, protocol, user, password, *, ca_pem=None, timeout=20.0, deadline=60.0,
-                 local_hostname=None):
+def open_session(
+    host, port, protocol, user, password, *, ca_pem=None, timeout=20.0, deadline=60.0, local_hostname=None
+):
     """Return an authenticated ``smtplib.SMTP`` over verified TLS, or raise SmtpCheckError.
 
     ``protocol`` is "starttls" or "ssl" (implicit TLS). ``timeout`` bounds each socket

@@ -1,5 +1,6 @@
 """Syntax checks for what an administrator types in an SMTP setting."""
 
+import contextlib
 import ipaddress
 import re
 
@@ -21,11 +22,9 @@ def is_valid_host(host):
     """True for an IPv4/IPv6 address or a DNS host name (IDN allowed)."""
     if not host or host != host.strip() or has_control_chars(host):
         return False
-    try:
+    with contextlib.suppress(ValueError):
         ipaddress.ip_address(host)
         return True
-    except ValueError:
-        pass
     try:
         ascii_host = host.rstrip(".").encode("idna").decode("ascii")
     except UnicodeError:

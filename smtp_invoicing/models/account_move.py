@@ -19,9 +19,7 @@ class AccountMove(models.Model):
     # When the scheduled action last tried, sent or not: a failing invoice
     # waits a whole interval instead of being retried in a loop.
     smtp_invoicing_reminder_attempt_date = fields.Datetime(copy=False, readonly=True)
-    smtp_invoicing_days_overdue = fields.Integer(
-        string="Days Overdue", compute="_compute_smtp_invoicing_days_overdue"
-    )
+    smtp_invoicing_days_overdue = fields.Integer(string="Days Overdue", compute="_compute_smtp_invoicing_days_overdue")
     smtp_invoicing_mail_failure = fields.Text(
         string="Email Not Delivered",
         copy=False,
@@ -57,12 +55,15 @@ class AccountMove(models.Model):
         refused = [(move, move._smtp_invoicing_reminder_refusal()) for move in self]
         refused = [(move, reason) for move, reason in refused if reason]
         if refused:
-            raise UserError(_(
-                "Payment reminders only go to posted, unpaid, overdue customer invoices. Not sent:\n%(lines)s",
-                lines="\n".join(
-                    self.env._("%(name)s: %(reason)s", name=move.display_name, reason=reason) for move, reason in refused
-                ),
-            ))
+            raise UserError(
+                _(
+                    "Payment reminders only go to posted, unpaid, overdue customer invoices. Not sent:\n%(lines)s",
+                    lines="\n".join(
+                        self.env._("%(name)s: %(reason)s", name=move.display_name, reason=reason)
+                        for move, reason in refused
+                    ),
+                )
+            )
 
     def _smtp_invoicing_reminder_template(self):
         return self.env.ref("smtp_invoicing.email_template_payment_reminder")
@@ -96,11 +97,13 @@ class AccountMove(models.Model):
     def _smtp_invoicing_mark_reminded(self):
         now = fields.Datetime.now()
         for move in self.sudo():
-            move.write({
-                "smtp_invoicing_reminder_count": move.smtp_invoicing_reminder_count + 1,
-                "smtp_invoicing_last_reminder_date": now,
-                "smtp_invoicing_reminder_attempt_date": now,
-            })
+            move.write(
+                {
+                    "smtp_invoicing_reminder_count": move.smtp_invoicing_reminder_count + 1,
+                    "smtp_invoicing_last_reminder_date": now,
+                    "smtp_invoicing_reminder_attempt_date": now,
+                }
+            )
 
     @api.model
     def _smtp_invoicing_auto_reminder_domain(self):
@@ -113,24 +116,29 @@ class AccountMove(models.Model):
             tried_before = datetime.combine(
                 today - timedelta(days=max(company.smtp_invoicing_reminder_interval, 1) - 1), time.min
             )
-            company_domains.append([
-                ("company_id", "=", company.id),
-                ("invoice_date_due", "<", due_before),
-                "|", ("smtp_invoicing_reminder_attempt_date", "=", False),
-                ("smtp_invoicing_reminder_attempt_date", "<", tried_before),
-            ])
+            company_domains.append(
+                [
+                    ("company_id", "=", company.id),
+                    ("invoice_date_due", "<", due_before),
+                    "|",
+                    ("smtp_invoicing_reminder_attempt_date", "=", False),
+                    ("smtp_invoicing_reminder_attempt_date", "<", tried_before),
+                ]
+            )
         if not company_domains:
             return expression.FALSE_DOMAIN
-        return expression.AND([
+        return expression.AND(
             [
-                ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
-                ("partner_id.smtp_invoicing_no_reminder", "=", False),
-                ("commercial_partner_id.smtp_invoicing_no_reminder", "=", False),
-            ],
-            expression.OR(company_domains),
-        ])
+                [
+                    ("move_type", "=", "out_invoice"),
+                    ("state", "=", "posted"),
+                    ("payment_state", "in", ("not_paid", "partial")),
+                    ("partner_id.smtp_invoicing_no_reminder", "=", False),
+                    ("commercial_partner_id.smtp_invoicing_no_reminder", "=", False),
+                ],
+                expression.OR(company_domains),
+            ]
+        )
 
     @api.model
     def _cron_send_payment_reminders(self):
@@ -156,10 +164,12 @@ class AccountMove(models.Model):
                     )
             except Exception as error:  # one invoice must not stop the others
                 _logger.warning("Automatic payment reminder of invoice %s failed", move.id, exc_info=True)
-                move._message_log(body=_(
-                    "The automatic payment reminder could not be sent: %(reason)s",
-                    reason=error.args[0] if isinstance(error, UserError) else _("unexpected error"),
-                ))
+                move._message_log(
+                    body=_(
+                        "The automatic payment reminder could not be sent: %(reason)s",
+                        reason=error.args[0] if isinstance(error, UserError) else _("unexpected error"),
+                    )
+                )
         self.env["ir.cron"]._notify_progress(done=len(moves), remaining=self.search_count(domain))
         return True
 
@@ -174,12 +184,23 @@ class AccountMove(models.Model):
         as soon as its mail is queued; here a mail that failed un-marks it
         until a resend succeeds.
         """
-        mails = self.env["mail.mail"].sudo().search([
-            ("model", "=", "account.move"), ("res_id", "in", self.ids),
-            ("failure_type", "not in", RECIPIENT_FAILURES),
-            "|", ("state", "=", "exception"),
-            "&", ("state", "=", "outgoing"), ("smtp_invoicing_retry_count", ">", 0),
-        ], order="id desc")
+        mails = (
+            self.env["mail.mail"]
+            .sudo()
+            .search(
+                [
+                    ("model", "=", "account.move"),
+                    ("res_id", "in", self.ids),
+                    ("failure_type", "not in", RECIPIENT_FAILURES),
+                    "|",
+                    ("state", "=", "exception"),
+                    "&",
+                    ("state", "=", "outgoing"),
+                    ("smtp_invoicing_retry_count", ">", 0),
+                ],
+                order="id desc",
+            )
+        )
         failures = {}
         for mail in mails:
             failures.setdefault(mail.res_id, mail.failure_reason or _("The email could not be delivered."))
@@ -199,5 +220,5 @@ class AccountMove(models.Model):
         server_id = self.env.context.get("smtp_invoicing_mail_server_id")
         if server_id is not None:
             kwargs["mail_server_id"] = server_id or False
-            self = self.with_context(smtp_invoicing_mail_server_id=None)  # noqa: PLW0642 -- once only
+            self = self.with_context(smtp_invoicing_mail_server_id=None)
         return super().message_post(**kwargs)

@@ -30,13 +30,17 @@ class AccountMoveSend(models.AbstractModel):
         self.env["ir.mail_server"].sudo().union(*servers)._smtp_invoicing_check_ready()
 
     @api.model
-    def _generate_and_send_invoices(self, moves, from_cron=False, allow_raising=True, allow_fallback_pdf=False,
-                                    **custom_settings):
+    def _generate_and_send_invoices(
+        self, moves, from_cron=False, allow_raising=True, allow_fallback_pdf=False, **custom_settings
+    ):
         """Tell the user, before sending, that a chosen mailbox is not verified (Send & Print)."""
         if not from_cron and allow_raising:
             self._smtp_invoicing_check_mailboxes(moves, **custom_settings)
         return super()._generate_and_send_invoices(
-            moves, from_cron=from_cron, allow_raising=allow_raising, allow_fallback_pdf=allow_fallback_pdf,
+            moves,
+            from_cron=from_cron,
+            allow_raising=allow_raising,
+            allow_fallback_pdf=allow_fallback_pdf,
             **custom_settings,
         )
 

@@ -14,7 +14,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_normalize, formataddr
 from odoo.tools.sql import escape_psql
 
-from ..lib import crypto, presets, smtp, validation
+from ..lib import crypto, deliverability, presets, smtp, validation
 
 _logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class _Claim:
         """Return the arguments of ``smtp.verify``, or record why there are none and return None."""
         try:
             return self.server._smtp_invoicing_verify_request()
-        except Exception as error:  # noqa: BLE001 - recorded as the mailbox's failure
+        except Exception as error:
             self._finish(error)
         return None
 
@@ -230,9 +230,7 @@ class IrMailServer(models.Model):
 
         Called at install and by the key rotation command; idempotent.
         """
-        self.env.cr.execute(
-            "SELECT id, smtp_pass FROM ir_mail_server WHERE smtp_pass IS NOT NULL AND smtp_pass != ''"
-        )
+        self.env.cr.execute("SELECT id, smtp_pass FROM ir_mail_server WHERE smtp_pass IS NOT NULL AND smtp_pass != ''")
         rows = self.env.cr.fetchall()
         box = secret_box()
         for server_id, plaintext in rows:
@@ -304,38 +302,61 @@ class IrMailServer(models.Model):
         return result
 
     @api.constrains(
-        "smtp_invoicing_mailbox", "sender_name", "sender_email", "smtp_host", "smtp_port",
-        "smtp_encryption", "smtp_authentication",
+        "smtp_invoicing_mailbox",
+        "sender_name",
+        "sender_email",
+        "smtp_host",
+        "smtp_port",
+        "smtp_encryption",
+        "smtp_authentication",
     )
     def _check_smtp_invoicing_settings(self):
         for server in self.filtered("smtp_invoicing_mailbox"):
             if validation.has_control_chars(server.sender_name) or validation.has_control_chars(server.name):
                 raise ValidationError(_("The sender name of “%(name)s” must fit on one line.", name=server.name))
-            if not server.sender_email or validation.has_control_chars(server.sender_email) \
-                    or len(tools.email_split(server.sender_email)) != 1 or not email_normalize(server.sender_email):
-                raise ValidationError(_(
-                    "“%(email)s” is not a valid sender email for “%(name)s”: enter one address such as billing@example.com.",
-                    email=server.sender_email or "", name=server.name,
-                ))
+            if (
+                not server.sender_email
+                or validation.has_control_chars(server.sender_email)
+                or len(tools.email_split(server.sender_email)) != 1
+                or not email_normalize(server.sender_email)
+            ):
+                raise ValidationError(
+                    _(
+                        "“%(email)s” is not a valid sender email for “%(name)s”: "
+                        "enter one address such as billing@example.com.",
+                        email=server.sender_email or "",
+                        name=server.name,
+                    )
+                )
             if not validation.is_valid_host(server.smtp_host):
-                raise ValidationError(_(
-                    "“%(host)s” is not a valid server name for “%(name)s”: enter a host name such as smtp.gmail.com "
-                    "or an IP address, without spaces, “http://” or port.",
-                    host=server.smtp_host or "", name=server.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "“%(host)s” is not a valid server name for “%(name)s”: "
+                        "enter a host name such as smtp.gmail.com "
+                        "or an IP address, without spaces, “http://” or port.",
+                        host=server.smtp_host or "",
+                        name=server.name,
+                    )
+                )
             if not validation.is_valid_port(server.smtp_port):
-                raise ValidationError(_(
-                    "The port of “%(name)s” must be between 1 and 65535 (usually 587 for TLS or 465 for SSL).",
-                    name=server.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "The port of “%(name)s” must be between 1 and 65535 (usually 587 for TLS or 465 for SSL).",
+                        name=server.name,
+                    )
+                )
             if server.smtp_encryption not in ("starttls", "ssl"):
-                raise ValidationError(_(
-                    "“%(name)s” must use an encrypted protocol: TLS (STARTTLS) or SSL. "
-                    "Passwords are never sent unencrypted.",
-                    name=server.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "“%(name)s” must use an encrypted protocol: TLS (STARTTLS) or SSL. "
+                        "Passwords are never sent unencrypted.",
+                        name=server.name,
+                    )
+                )
             if server.smtp_authentication != "login":
-                raise ValidationError(_("“%(name)s” must authenticate with a user name and password.", name=server.name))
+                raise ValidationError(
+                    _("“%(name)s” must authenticate with a user name and password.", name=server.name)
+                )
 
     @api.constrains("smtp_invoicing_mailbox", "smtp_user", "smtp_invoicing_company_id")
     def _check_smtp_invoicing_user(self):
@@ -352,7 +373,9 @@ class IrMailServer(models.Model):
         company = self.smtp_invoicing_company_id
         domain = [
             ("share", "=", False),
-            "|", ("login", "=ilike", escape_psql(user_name)), ("email_normalized", "=", user_name),
+            "|",
+            ("login", "=ilike", escape_psql(user_name)),
+            ("email_normalized", "=", user_name),
         ]
         if company:
             domain.append(("company_ids", "in", company.ids))
@@ -375,8 +398,14 @@ class IrMailServer(models.Model):
     def write(self, vals):
         """A changed connection setting invalidates a previous verification."""
         connection_fields = {
-            "smtp_host", "smtp_port", "smtp_encryption", "smtp_user", "smtp_pass", "sender_email",
-            "smtp_invoicing_ca_cert", "smtp_invoicing_company_id",
+            "smtp_host",
+            "smtp_port",
+            "smtp_encryption",
+            "smtp_user",
+            "smtp_pass",
+            "sender_email",
+            "smtp_invoicing_ca_cert",
+            "smtp_invoicing_company_id",
         }
         if connection_fields.intersection(vals) and "verification_state" not in vals:
             to_reset = self.filtered(lambda s: s.smtp_invoicing_mailbox and s.verification_state != "draft")
@@ -404,10 +433,12 @@ class IrMailServer(models.Model):
         mailboxes = self.filtered("smtp_invoicing_mailbox")
         if not mailboxes:
             raise UserError(_("Only own-mailbox SMTP settings can be verified here."))
-        mailboxes.write({
-            "verification_state": "pending",
-            "verification_message": _("Verification requested; it runs in the background in a few seconds."),
-        })
+        mailboxes.write(
+            {
+                "verification_state": "pending",
+                "verification_message": _("Verification requested; it runs in the background in a few seconds."),
+            }
+        )
         for server in mailboxes:
             server._message_log(body=_("Verification requested."))
         self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
@@ -415,14 +446,19 @@ class IrMailServer(models.Model):
 
     @api.model
     def _smtp_invoicing_verification_domain(self):
-        hours = int(self.env["ir.config_parameter"].sudo().get_param(
-            "smtp_invoicing.reverify_hours", DEFAULT_REVERIFY_HOURS))
+        hours = int(
+            self.env["ir.config_parameter"].sudo().get_param("smtp_invoicing.reverify_hours", DEFAULT_REVERIFY_HOURS)
+        )
         stale = fields.Datetime.now() - timedelta(hours=hours)
         return [
             ("smtp_invoicing_mailbox", "=", True),
-            "|", ("verification_state", "=", "pending"),
-            "&", ("verification_state", "=", "verified"),
-            "|", ("smtp_invoicing_verified_at", "=", False), ("smtp_invoicing_verified_at", "<=", stale),
+            "|",
+            ("verification_state", "=", "pending"),
+            "&",
+            ("verification_state", "=", "verified"),
+            "|",
+            ("smtp_invoicing_verified_at", "=", False),
+            ("smtp_invoicing_verified_at", "<=", stale),
         ]
 
     @api.model
@@ -447,8 +483,7 @@ class IrMailServer(models.Model):
         with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp_invoicing_verify") as pool:
             try:
                 while True:
-                    while len(running) < workers and position < len(server_ids) \
-                            and time.monotonic() - started < budget:
+                    while len(running) < workers and position < len(server_ids) and time.monotonic() - started < budget:
                         claim = _Claim.take(self, server_ids[position])
                         position += 1
                         if claim is None:
@@ -478,9 +513,7 @@ class IrMailServer(models.Model):
         """Return the servers of self not being verified by another worker."""
         if not self:
             return self
-        self.env.cr.execute(
-            "SELECT id FROM ir_mail_server WHERE id IN %s FOR UPDATE SKIP LOCKED", [tuple(self.ids)]
-        )
+        self.env.cr.execute("SELECT id FROM ir_mail_server WHERE id IN %s FOR UPDATE SKIP LOCKED", [tuple(self.ids)])
         locked = {row[0] for row in self.env.cr.fetchall()}
         return self.filtered(lambda s: s.id in locked)
 
@@ -500,9 +533,15 @@ class IrMailServer(models.Model):
             raise UserError(_("Enter the password of the mailbox, then verify again."))
         timeout, deadline = server._smtp_invoicing_timeouts()
         return {
-            "host": server.smtp_host, "port": server.smtp_port, "protocol": server.smtp_encryption,
-            "user": server.smtp_user, "password": password, "sender_email": email_normalize(server.sender_email),
-            "ca_pem": server.smtp_invoicing_ca_cert or None, "timeout": timeout, "deadline": deadline,
+            "host": server.smtp_host,
+            "port": server.smtp_port,
+            "protocol": server.smtp_encryption,
+            "user": server.smtp_user,
+            "password": password,
+            "sender_email": email_normalize(server.sender_email),
+            "ca_pem": server.smtp_invoicing_ca_cert or None,
+            "timeout": timeout,
+            "deadline": deadline,
         }
 
     def _smtp_invoicing_record_verification(self, error=None):
@@ -510,16 +549,23 @@ class IrMailServer(models.Model):
         self.ensure_one()
         server = self.sudo()
         if error is None:
-            server._smtp_invoicing_set_state("verified", _(
-                "Verified: Odoo connected securely, logged in and may send as %(email)s.", email=server.sender_email))
+            server._smtp_invoicing_set_state(
+                "verified",
+                _("Verified: Odoo connected securely, logged in and may send as %(email)s.", email=server.sender_email),
+            )
         elif isinstance(error, smtp.SmtpCheckError):
             server._smtp_invoicing_set_state("failed", server._smtp_invoicing_reason_message(error))
         elif isinstance(error, UserError):
             server._smtp_invoicing_set_state("failed", error.args[0])
         else:
             _logger.error("Unexpected error while verifying mail server %s", server.id, exc_info=error)
-            server._smtp_invoicing_set_state("failed", _(
-                "Unexpected error during the verification. Try again; if it persists, contact your Odoo administrator."))
+            server._smtp_invoicing_set_state(
+                "failed",
+                _(
+                    "Unexpected error during the verification. Try again; "
+                    "if it persists, contact your Odoo administrator."
+                ),
+            )
 
     def _smtp_invoicing_timeouts(self):
         params = self.env["ir.config_parameter"].sudo()
@@ -545,60 +591,92 @@ class IrMailServer(models.Model):
         sender, login = self.sender_email, self.sudo().smtp_user
         reason = error.reason
         if reason == "dns":
-            return _("The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", host=host)
+            return _(
+                "The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", host=host
+            )
         if reason == "refused":
             return _(
                 "The server %(host)s refused the connection on port %(port)s. Check the port: usually 587 with TLS "
-                "or 465 with SSL.", host=host, port=port)
+                "or 465 with SSL.",
+                host=host,
+                port=port,
+            )
         if reason == "timeout":
             return _(
                 "The server %(host)s did not answer in time on port %(port)s. Check the host and port; a firewall "
-                "may block outgoing mail.", host=host, port=port)
+                "may block outgoing mail.",
+                host=host,
+                port=port,
+            )
         if reason == "wrong_protocol":
             return _(
                 "The server does not use the chosen protocol on port %(port)s. Use TLS (STARTTLS) with port 587, "
-                "or SSL with port 465.", port=port)
+                "or SSL with port 465.",
+                port=port,
+            )
         if reason == "untrusted_certificate":
             return _(
                 "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
                 "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
-                "in the Advanced tab.", host=host)
+                "in the Advanced tab.",
+                host=host,
+            )
         if reason == "hostname_mismatch":
             return _(
                 "The security certificate of the server was issued for another name than “%(host)s”, so Odoo did "
-                "not send your password. Use the exact host name given by your provider.", host=host)
+                "not send your password. Use the exact host name given by your provider.",
+                host=host,
+            )
         if reason == "no_starttls":
             return _(
                 "The server %(host)s does not offer an encrypted connection (STARTTLS) on port %(port)s. Odoo never "
-                "sends a password unencrypted: use SSL on port 465, or ask your provider.", host=host, port=port)
+                "sends a password unencrypted: use SSL on port 465, or ask your provider.",
+                host=host,
+                port=port,
+            )
         if reason == "no_auth":
-            return _("The server %(host)s does not accept a login on port %(port)s. Check the port with your provider.",
-                     host=host, port=port)
+            return _(
+                "The server %(host)s does not accept a login on port %(port)s. Check the port with your provider.",
+                host=host,
+                port=port,
+            )
         if reason == "auth_failed":
             return _(
                 "The user name or password was refused. Check them; for Gmail, use an App Password, not your usual "
-                "password (Google Account › Security › App passwords).")
+                "password (Google Account › Security › App passwords)."
+            )
         if reason == "app_password_required":
             return _(
                 "Gmail requires an App Password for this account: 1. In your Google Account, open Security and turn "
                 "on 2-Step Verification. 2. In Security › App passwords, create an App Password. 3. Paste the "
-                "16-character App Password here instead of your usual password, save and verify again.")
+                "16-character App Password here instead of your usual password, save and verify again."
+            )
         if reason == "basic_auth_disabled":
             return _(
                 "Microsoft 365 refused the login: basic authentication (Authenticated SMTP) is disabled for this "
                 "mailbox or organisation. Ask your Microsoft 365 administrator to enable Authenticated SMTP for "
-                "%(user)s.", user=login)
+                "%(user)s.",
+                user=login,
+            )
         if reason == "sender_refused":
             return _(
                 "The server refused to send as %(email)s: the sender email must belong to the mailbox %(user)s "
-                "(or be an alias it may use).", email=sender, user=login)
+                "(or be an alias it may use).",
+                email=sender,
+                user=login,
+            )
         if reason == "send_as_denied":
             return _(
                 "Microsoft 365 refused to send as %(email)s (SendAsDenied): give %(user)s the “Send As” permission "
-                "on this address, or use the mailbox's own address as sender email.", email=sender, user=login)
+                "on this address, or use the mailbox's own address as sender email.",
+                email=sender,
+                user=login,
+            )
         if reason == "temporary":
-            return _("The server answered with a temporary error; try again in a few minutes. (%(detail)s)",
-                     detail=error.detail)
+            return _(
+                "The server answered with a temporary error; try again in a few minutes. (%(detail)s)",
+                detail=error.detail,
+            )
         if reason == "network":
             return _("The connection to %(host)s was interrupted. Try again in a few minutes.", host=host)
         return _("The server %(host)s answered unexpectedly: %(detail)s", host=host, detail=error.detail)
@@ -610,9 +688,20 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_is_enabled(self):
         return tools.str2bool(self.env["ir.config_parameter"].sudo().get_param(ENABLED_PARAM, "False"))
 
-    def connect(self, host=None, port=None, user=None, password=None, encryption=None,
-                smtp_from=None, ssl_certificate=None, ssl_private_key=None, smtp_debug=False,
-                mail_server_id=None, allow_archived=False):
+    def connect(
+        self,
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        encryption=None,
+        smtp_from=None,
+        ssl_certificate=None,
+        ssl_private_key=None,
+        smtp_debug=False,
+        mail_server_id=None,
+        allow_archived=False,
+    ):
         """Own mailboxes connect with verified TLS and their sender identity; others as core does.
 
         Called by ``mail.mail.send()`` once per batch and by ``send_email()``.
@@ -625,9 +714,17 @@ class IrMailServer(models.Model):
         token = _DECRYPTING.set(True)
         try:
             return super().connect(
-                host=host, port=port, user=user, password=password, encryption=encryption,
-                smtp_from=smtp_from, ssl_certificate=ssl_certificate, ssl_private_key=ssl_private_key,
-                smtp_debug=smtp_debug, mail_server_id=mail_server_id, allow_archived=allow_archived,
+                host=host,
+                port=port,
+                user=user,
+                password=password,
+                encryption=encryption,
+                smtp_from=smtp_from,
+                ssl_certificate=ssl_certificate,
+                ssl_private_key=ssl_private_key,
+                smtp_debug=smtp_debug,
+                mail_server_id=mail_server_id,
+                allow_archived=allow_archived,
             )
         finally:
             _DECRYPTING.reset(token)
@@ -642,8 +739,14 @@ class IrMailServer(models.Model):
         timeout, deadline = self._smtp_invoicing_timeouts()
         try:
             connection = smtp.open_session(
-                self.smtp_host, self.smtp_port, self.smtp_encryption, self.smtp_user, password or "",
-                ca_pem=self.smtp_invoicing_ca_cert or None, timeout=timeout, deadline=deadline,
+                self.smtp_host,
+                self.smtp_port,
+                self.smtp_encryption,
+                self.smtp_user,
+                password or "",
+                ca_pem=self.smtp_invoicing_ca_cert or None,
+                timeout=timeout,
+                deadline=deadline,
             )
         except smtp.SmtpCheckError as error:
             self._smtp_invoicing_connect_failed(error)
@@ -686,3 +789,92 @@ class IrMailServer(models.Model):
         if not self._smtp_invoicing_is_enabled():
             return False
         return not self.smtp_invoicing_company_id or not company or company == self.smtp_invoicing_company_id
+
+    # ------------------------------------------------------------------
+    # Deliverability hint: SPF and DMARC of the sender's domain
+    # ------------------------------------------------------------------
+
+    smtp_invoicing_deliverability = fields.Selection(
+        [("good", "Good"), ("warning", "To check"), ("bad", "At risk"), ("unknown", "Not checked")],
+        string="Deliverability",
+        compute="_compute_smtp_invoicing_deliverability",
+        help="Whether the SPF and DMARC records of the sender email's domain allow this mailbox to send for it.",
+    )
+    smtp_invoicing_deliverability_message = fields.Text(
+        string="Deliverability Details", compute="_compute_smtp_invoicing_deliverability"
+    )
+
+    @api.depends("smtp_invoicing_mailbox", "sender_email", "smtp_host")
+    def _compute_smtp_invoicing_deliverability(self):
+        """Not stored: read from DNS (bounded timeout, cached by the lib) when the form shows it.
+
+        Nameservers: ``smtp_invoicing.dns_nameservers`` ("ip[:port], ..."), else the system's.
+        In test mode, as Odoo neither connects nor sends, only configured nameservers are asked.
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        try:
+            nameservers = deliverability.parse_nameservers(params.get_param("smtp_invoicing.dns_nameservers"))
+            timeout = float(params.get_param("smtp_invoicing.dns_timeout", 3))
+        except ValueError:
+            _logger.warning("Invalid smtp_invoicing.dns_nameservers or dns_timeout: using the system resolver")
+            nameservers, timeout = None, 3.0
+        for server in self:
+            if not server.smtp_invoicing_mailbox or not server.sender_email:
+                server.smtp_invoicing_deliverability = False
+                server.smtp_invoicing_deliverability_message = False
+                continue
+            if modules.module.current_test and not nameservers:
+                report = deliverability.Report(domain="", level=deliverability.UNKNOWN, reason="test_mode")
+            else:
+                report = deliverability.check(server.sender_email, server.smtp_host, nameservers, timeout)
+            server.smtp_invoicing_deliverability = report.level
+            server.smtp_invoicing_deliverability_message = server._smtp_invoicing_deliverability_text(report)
+
+    def _smtp_invoicing_deliverability_text(self, report):
+        domain = report.domain
+        if report.reason == "reserved":
+            return _("%(domain)s is a reserved example domain: it has no public DNS records to check.", domain=domain)
+        if report.reason == "dns_error":
+            return _(
+                "The DNS records of %(domain)s could not be read in time. This does not prevent sending; "
+                "the hint is refreshed in a few minutes.",
+                domain=domain,
+            )
+        if report.reason:
+            return _("Not checked.")
+        include = deliverability.PROVIDER_INCLUDES.get((self.smtp_host or "").lower(), ())
+        suggestion = f"v=spf1 include:{include[0]} ~all" if include else "v=spf1 a mx ~all"
+        if report.spf == deliverability.SPF_PASS:
+            spf = _("SPF: %(domain)s allows this mailbox's server to send for it.", domain=domain)
+        elif report.spf == deliverability.SPF_NOT_LISTED:
+            spf = _(
+                "SPF: the record of %(domain)s does not list %(host)s, so some recipients may file your invoices "
+                "as spam. Ask whoever manages the domain to add “include:%(include)s” to it.",
+                domain=domain,
+                host=self.smtp_host,
+                include=include[0] if include else self.smtp_host,
+            )
+        elif report.spf == deliverability.SPF_INVALID:
+            spf = _(
+                "SPF: %(domain)s publishes several SPF records, which recipients treat as an error. "
+                "Merge them into one.",
+                domain=domain,
+            )
+        else:
+            spf = _(
+                "SPF: %(domain)s publishes no SPF record, so recipients cannot tell that this mailbox may send "
+                "for it and invoices may land in spam. Add a TXT record such as “%(record)s” to the domain.",
+                domain=domain,
+                record=suggestion,
+            )
+        if report.dmarc == deliverability.DMARC_PRESENT:
+            dmarc = _("DMARC: policy “%(policy)s”.", policy=report.dmarc_policy or "none")
+        elif report.dmarc == deliverability.DMARC_INVALID:
+            dmarc = _("DMARC: %(domain)s publishes several DMARC records; keep only one.", domain=domain)
+        else:
+            dmarc = _(
+                "DMARC: %(domain)s publishes no DMARC record; Gmail and Yahoo expect one. Add a TXT record "
+                "“_dmarc.%(domain)s” with “v=DMARC1; p=none”.",
+                domain=domain,
+            )
+        return f"{spf}\n{dmarc}"

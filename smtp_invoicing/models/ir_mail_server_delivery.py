@@ -30,27 +30,47 @@ class IrMailServer(models.Model):
     )
 
     def _compute_smtp_invoicing_failed_mail_count(self):
-        groups = self.env["mail.mail"].sudo()._read_group(
-            [("mail_server_id", "in", self.ids), ("state", "=", "exception")], ["mail_server_id"], ["__count"]
+        groups = (
+            self.env["mail.mail"]
+            .sudo()
+            ._read_group(
+                [("mail_server_id", "in", self.ids), ("state", "=", "exception")], ["mail_server_id"], ["__count"]
+            )
         )
         counts = {server.id: count for server, count in groups}
         for server in self:
             server.smtp_invoicing_failed_mail_count = counts.get(server.id, 0)
 
-    def send_email(self, message, mail_server_id=None, smtp_server=None, smtp_port=None,
-                   smtp_user=None, smtp_password=None, smtp_encryption=None,
-                   smtp_ssl_certificate=None, smtp_ssl_private_key=None,
-                   smtp_debug=False, smtp_session=None):
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
         """Own mailboxes: a mail refused by the server fails with a reason an accountant understands.
 
         Called by ``mail.mail._send()`` for each mail; core's message is the
         raw SMTP exception. A 4xx refusal is flagged for a retry by the queue.
         """
         kwargs = {
-            "mail_server_id": mail_server_id, "smtp_server": smtp_server, "smtp_port": smtp_port,
-            "smtp_user": smtp_user, "smtp_password": smtp_password, "smtp_encryption": smtp_encryption,
-            "smtp_ssl_certificate": smtp_ssl_certificate, "smtp_ssl_private_key": smtp_ssl_private_key,
-            "smtp_debug": smtp_debug, "smtp_session": smtp_session,
+            "mail_server_id": mail_server_id,
+            "smtp_server": smtp_server,
+            "smtp_port": smtp_port,
+            "smtp_user": smtp_user,
+            "smtp_password": smtp_password,
+            "smtp_encryption": smtp_encryption,
+            "smtp_ssl_certificate": smtp_ssl_certificate,
+            "smtp_ssl_private_key": smtp_ssl_private_key,
+            "smtp_debug": smtp_debug,
+            "smtp_session": smtp_session,
         }
         TEMPORARY_REFUSAL.set(False)
         mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
@@ -82,20 +102,28 @@ class IrMailServer(models.Model):
         if temporary:
             return True, _(
                 "The server of “%(name)s” refused this mail for now; Odoo sends it again in a few minutes. "
-                "(%(detail)s)", name=self.name, detail=detail,
+                "(%(detail)s)",
+                name=self.name,
+                detail=detail,
             )
         if isinstance(cause, smtplib.SMTPRecipientsRefused):
             return False, _(
                 "The server of “%(name)s” refused the recipient address: check the customer's email. (%(detail)s)",
-                name=self.name, detail=detail,
+                name=self.name,
+                detail=detail,
             )
         if isinstance(cause, smtplib.SMTPSenderRefused):
             return False, _(
                 "The server of “%(name)s” refused to send as %(email)s: the sender email must belong to the "
-                "mailbox. (%(detail)s)", name=self.name, email=self.sender_email, detail=detail,
+                "mailbox. (%(detail)s)",
+                name=self.name,
+                email=self.sender_email,
+                detail=detail,
             )
         return False, _(
-            "The server of “%(name)s” refused this mail. (%(detail)s)", name=self.name, detail=detail,
+            "The server of “%(name)s” refused this mail. (%(detail)s)",
+            name=self.name,
+            detail=detail,
         )
 
     def _smtp_invoicing_state_label(self):
@@ -116,17 +144,20 @@ class IrMailServer(models.Model):
         lines = [
             self.env._(
                 "“%(name)s” is %(state)s: %(reason)s",
-                name=server.name, state=server._smtp_invoicing_state_label(),
+                name=server.name,
+                state=server._smtp_invoicing_state_label(),
                 reason=server.verification_message or _("it was never verified."),
             )
             for server in not_ready
         ]
-        raise UserError(_(
-            "Nothing was sent: the mailbox chosen for these mails cannot send right now.\n%(lines)s\n"
-            "A Settings administrator must correct it in Invoicing › Configuration › Own Mailboxes and "
-            "click “Verify settings”.",
-            lines="\n".join(lines),
-        ))
+        raise UserError(
+            _(
+                "Nothing was sent: the mailbox chosen for these mails cannot send right now.\n%(lines)s\n"
+                "A Settings administrator must correct it in Invoicing › Configuration › Own Mailboxes and "
+                "click “Verify settings”.",
+                lines="\n".join(lines),
+            )
+        )
 
     def _smtp_invoicing_connect_failed(self, error):
         """Record a failed delivery connection (called by the mail queue through ``connect()``).
@@ -144,12 +175,20 @@ class IrMailServer(models.Model):
 
     def _smtp_invoicing_notify_admins(self, message):
         self.ensure_one()
-        admins = self.env.ref("base.group_system").sudo().users.filtered(
-            lambda user: user.active and not user.share and (
-                not self.smtp_invoicing_company_id or self.smtp_invoicing_company_id in user.company_ids
+        admins = (
+            self.env.ref("base.group_system")
+            .sudo()
+            .users.filtered(
+                lambda user: (
+                    user.active
+                    and not user.share
+                    and (not self.smtp_invoicing_company_id or self.smtp_invoicing_company_id in user.company_ids)
+                )
             )
         )
-        pending = self.activity_ids.filtered(lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type())
+        pending = self.activity_ids.filtered(
+            lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type()
+        )
         for admin in admins - pending.user_id:
             self.activity_schedule(
                 activity_type_id=self._smtp_invoicing_activity_type().id,
@@ -169,9 +208,16 @@ class IrMailServer(models.Model):
         """Put back in the queue every failed mail of these verified mailboxes (form button)."""
         self.check_access("write")
         self._smtp_invoicing_check_ready()
-        mails = self.env["mail.mail"].sudo().search([
-            ("mail_server_id", "in", self.ids), ("state", "=", "exception"),
-        ])
+        mails = (
+            self.env["mail.mail"]
+            .sudo()
+            .search(
+                [
+                    ("mail_server_id", "in", self.ids),
+                    ("state", "=", "exception"),
+                ]
+            )
+        )
         mails.write({"smtp_invoicing_retry_count": 0})
         mails.mark_outgoing()
         self.activity_ids.filtered(

@@ -32,8 +32,10 @@ class MailMail(models.Model):
         mailboxes = mails.mail_server_id.filtered("smtp_invoicing_mailbox")
         if mailboxes:
             refused = mails.filtered(
-                lambda mail: mail.mail_server_id in mailboxes
-                and not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
+                lambda mail: (
+                    mail.mail_server_id in mailboxes
+                    and not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
+                )
             )
             if refused:
                 refused.write({"mail_server_id": False})
@@ -49,8 +51,9 @@ class MailMail(models.Model):
         time. Called by the mail queue cron and by direct sends.
         """
         if raise_exception:
-            return super().send(auto_commit=auto_commit, raise_exception=raise_exception,
-                                post_send_callback=post_send_callback)
+            return super().send(
+                auto_commit=auto_commit, raise_exception=raise_exception, post_send_callback=post_send_callback
+            )
         by_mailbox = {}
         for mail in self:
             # sudo: routing is decided for the queue, whatever user triggers it
@@ -62,10 +65,12 @@ class MailMail(models.Model):
         for server, mail_ids in by_mailbox.items():
             try:
                 super(MailMail, self.browse(mail_ids)).send(
-                    auto_commit=auto_commit, post_send_callback=post_send_callback)
+                    auto_commit=auto_commit, post_send_callback=post_send_callback
+                )
             except smtplib.SMTPServerDisconnected:
-                _logger.warning("Mail server %s disconnected while sending; its failed mails keep their status",
-                                server.id)
+                _logger.warning(
+                    "Mail server %s disconnected while sending; its failed mails keep their status", server.id
+                )
         return True
 
     def _postprocess_sent_message(self, success_pids, failure_reason=False, failure_type=None):
@@ -82,22 +87,26 @@ class MailMail(models.Model):
         TEMPORARY_REFUSAL.set(False)
         if temporary:
             retry = mails.filtered(
-                lambda mail: mail.state == "exception"
-                and mail.mail_server_id.smtp_invoicing_mailbox
-                and mail.mail_server_id.verification_state == "verified"
-                and mail.smtp_invoicing_retry_count < MAX_RETRIES
+                lambda mail: (
+                    mail.state == "exception"
+                    and mail.mail_server_id.smtp_invoicing_mailbox
+                    and mail.mail_server_id.verification_state == "verified"
+                    and mail.smtp_invoicing_retry_count < MAX_RETRIES
+                )
             )
         moves = mails._smtp_invoicing_moves()
         result = super()._postprocess_sent_message(
             success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
         for mail in retry.exists():
-            mail.write({
-                "state": "outgoing",
-                "smtp_invoicing_retry_count": mail.smtp_invoicing_retry_count + 1,
-                "scheduled_date": fields.Datetime.now()
-                + timedelta(minutes=RETRY_MINUTES * (mail.smtp_invoicing_retry_count + 1)),
-            })
+            mail.write(
+                {
+                    "state": "outgoing",
+                    "smtp_invoicing_retry_count": mail.smtp_invoicing_retry_count + 1,
+                    "scheduled_date": fields.Datetime.now()
+                    + timedelta(minutes=RETRY_MINUTES * (mail.smtp_invoicing_retry_count + 1)),
+                }
+            )
         if moves:
             moves._smtp_invoicing_update_delivery()
         return result

@@ -19,15 +19,17 @@ class MailTemplate(models.Model):
         for template in self:
             server = template.sudo().mail_server_id
             if server.smtp_invoicing_mailbox and server.verification_state != "verified":
-                raise ValidationError(_(
-                    "The template “%(template)s” can only use a verified mailbox, and “%(server)s” is %(state)s. "
-                    "Verify it first in Invoicing › Configuration › Own Mailboxes.",
-                    template=template.name,
-                    server=server.name,
-                    state=dict(server._fields["verification_state"]._description_selection(self.env))[
-                        server.verification_state
-                    ],
-                ))
+                raise ValidationError(
+                    _(
+                        "The template “%(template)s” can only use a verified mailbox, and “%(server)s” is %(state)s. "
+                        "Verify it first in Invoicing › Configuration › Own Mailboxes.",
+                        template=template.name,
+                        server=server.name,
+                        state=dict(server._fields["verification_state"]._description_selection(self.env))[
+                            server.verification_state
+                        ],
+                    )
+                )
 
     def _smtp_invoicing_company_mail_servers(self, companies):
         """Return {company id: ir.mail_server (sudo, maybe empty)} for this template.
@@ -44,9 +46,16 @@ class MailTemplate(models.Model):
         servers[False] = default
         if not self.env["ir.mail_server"]._smtp_invoicing_is_enabled():
             return servers
-        choices = self.env["smtp_invoicing.template.mailbox"].sudo().search([
-            ("template_id", "=", template.id), ("company_id", "in", companies.ids),
-        ])
+        choices = (
+            self.env["smtp_invoicing.template.mailbox"]
+            .sudo()
+            .search(
+                [
+                    ("template_id", "=", template.id),
+                    ("company_id", "in", companies.ids),
+                ]
+            )
+        )
         chosen = {choice.company_id.id: choice.mail_server_id for choice in choices}
         for company in companies:
             server = chosen.get(company.id)
@@ -62,7 +71,7 @@ class MailTemplate(models.Model):
         records = self.env[self.model].browse(res_ids)
         if "company_id" not in records._fields:
             default = self.sudo().mail_server_id
-            return {res_id: default for res_id in res_ids}
+            return dict.fromkeys(res_ids, default)
         # sudo: only the company of each record is read, to route its mail
         records = records.sudo().exists()
         servers = self._smtp_invoicing_company_mail_servers(records.company_id)
@@ -72,9 +81,7 @@ class MailTemplate(models.Model):
 
     def _generate_template(self, res_ids, render_fields, find_or_create_partners=False):
         """Put each record's company mailbox in the generated values (composer, send_mail)."""
-        results = super()._generate_template(
-            res_ids, render_fields, find_or_create_partners=find_or_create_partners
-        )
+        results = super()._generate_template(res_ids, render_fields, find_or_create_partners=find_or_create_partners)
         if "mail_server_id" in render_fields and self.model and results:
             servers = self._smtp_invoicing_record_mail_servers(list(results))
             for res_id, values in results.items():

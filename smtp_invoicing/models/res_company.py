@@ -10,11 +10,13 @@ class ResCompany(models.Model):
         help="Send the payment reminder email to overdue customer invoices every day.",
     )
     smtp_invoicing_reminder_delay = fields.Integer(
-        string="Remind After (days overdue)", default=7,
+        string="Remind After (days overdue)",
+        default=7,
         help="First automatic reminder once an invoice is overdue by this many days.",
     )
     smtp_invoicing_reminder_interval = fields.Integer(
-        string="Remind Again Every (days)", default=7,
+        string="Remind Again Every (days)",
+        default=7,
         help="Minimum number of days between two automatic reminders of the same invoice.",
     )
 
@@ -22,6 +24,6 @@ class ResCompany(models.Model):
     def _check_smtp_invoicing_reminder_days(self):
         for company in self:
             if company.smtp_invoicing_reminder_delay < 1 or company.smtp_invoicing_reminder_interval < 1:
-                raise ValidationError(_(
-                    "The reminder delay and interval of %(company)s must be at least one day.", company=company.name
-                ))
+                raise ValidationError(
+                    _("The reminder delay and interval of %(company)s must be at least one day.", company=company.name)
+                )

@@ -39,12 +39,20 @@ class SmtpInvoicingTemplateMailbox(models.Model):
             if not server.smtp_invoicing_mailbox or (
                 server.smtp_invoicing_company_id and server.smtp_invoicing_company_id != choice.company_id
             ):
-                raise ValidationError(_(
-                    "“%(server)s” is not an own mailbox of %(company)s: choose one of its mailboxes for “%(template)s”.",
-                    server=server.name, company=choice.company_id.name, template=choice.template_id.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "“%(server)s” is not an own mailbox of %(company)s: "
+                        "choose one of its mailboxes for “%(template)s”.",
+                        server=server.name,
+                        company=choice.company_id.name,
+                        template=choice.template_id.name,
+                    )
+                )
             if server.verification_state != "verified":
-                raise ValidationError(_(
-                    "“%(server)s” must be verified before “%(template)s” can send from it.",
-                    server=server.name, template=choice.template_id.name,
-                ))
+                raise ValidationError(
+                    _(
+                        "“%(server)s” must be verified before “%(template)s” can send from it.",
+                        server=server.name,
+                        template=choice.template_id.name,
+                    )
+                )

@@ -1,0 +1,68 @@
+"""Translations: the committed .pot matches what Odoo exports, and the .po files cover it."""
+
+import io
+import os
+import re
+
+import polib
+
+from odoo.tests import TransactionCase
+from odoo.tools.translate import trans_export
+
+from common import SmtpInvoicingCase
+
+I18N = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "smtp_invoicing", "i18n")
+LANGUAGES = ("fr", "de", "es")
+COMPLETE = ("fr",)  # the first market: every term must be translated
+PLACEHOLDER = re.compile(r"%\(\w+\)s|%[sd]")
+
+
+def committed(name):
+    return polib.pofile(os.path.join(I18N, name))
+
+
+def msgids(catalog):
+    return {entry.msgid for entry in catalog if entry.msgid and not entry.obsolete}
+
+
+class TestTranslations(TransactionCase):
+    def test_pot_matches_odoo_export(self):
+        """Every user-visible term Odoo exports for the module is in the committed .pot, and nothing else."""
+        buffer = io.BytesIO()
+        trans_export(None, ["smtp_invoicing"], buffer, "po", self.env.cr)
+        exported = msgids(polib.pofile(buffer.getvalue().decode()))
+        pot = msgids(committed("smtp_invoicing.pot"))
+        hint = "run scripts/export_pot.sh, then fill the new msgstr of the .po files"
+        self.assertFalse(sorted(exported - pot), f"terms missing from smtp_invoicing.pot: {hint}")
+        self.assertFalse(sorted(pot - exported), f"stale terms in smtp_invoicing.pot: {hint}")
+
+    def test_po_files_cover_the_pot_with_the_same_placeholders(self):
+        """Each .po has every msgid of the .pot (French translated in full) and keeps the placeholders."""
+        pot = msgids(committed("smtp_invoicing.pot"))
+        for lang in LANGUAGES:
+            catalog = committed(f"{lang}.po")
+            self.assertFalse(sorted(pot - msgids(catalog)), f"{lang}.po misses msgids: run scripts/export_pot.sh")
+            for entry in catalog:
+                if lang in COMPLETE:
+                    self.assertTrue(entry.msgstr, f"{lang}.po: untranslated {entry.msgid!r}")
+                if entry.msgstr:
+                    self.assertEqual(
+                        sorted(PLACEHOLDER.findall(entry.msgid)),
+                        sorted(PLACEHOLDER.findall(entry.msgstr)),
+                        f"{lang}.po: placeholders differ for {entry.msgid!r}",
+                    )
+
+
+class TestFrenchInterface(SmtpInvoicingCase):
+    def test_verification_messages_are_in_french(self):
+        """A French-speaking administrator reads the verification outcome in French."""
+        self.env["res.lang"]._activate_lang("fr_FR")
+        mailbox = self.create_mailbox().with_context(lang="fr_FR")
+        mailbox.action_verify()
+        self.assertEqual(
+            mailbox.verification_message,
+            "Vérification demandée ; elle s'exécute en arrière-plan dans quelques secondes.",
+        )
+        self.env["ir.module.module"]._load_module_terms(["smtp_invoicing"], ["fr_FR"], overwrite=True)
+        labels = dict(mailbox._fields["verification_state"]._description_selection(mailbox.env))
+        self.assertEqual(labels["pending"], "En attente")
