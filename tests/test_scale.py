@@ -64,6 +64,10 @@ class TestSendingOverhead(SmtpInvoicingCase):
         super().setUpClass()
         cls.other_server = cls.start_server()
         cls.mailboxes = cls.create_mailbox(name="Invoices") | cls.create_mailbox(cls.other_server, name="Reminders")
+        # only verified mailboxes send (issue 3: refused before connecting otherwise)
+        cls.mailboxes.action_verify()
+        cls.env["ir.mail_server"]._cron_verify_mail_servers()
+        assert set(cls.mailboxes.mapped("verification_state")) == {"verified"}
         cls.relay = SmtpServer(mode="plain")
         cls.relay.__enter__()
         cls.addClassCleanup(cls.relay.__exit__, None, None, None)

@@ -5,6 +5,7 @@ machine-readable ``reason`` so that the caller can show an actionable message.
 """
 
 import base64
+import contextlib
 import functools
 import hmac
 import logging
@@ -113,10 +114,8 @@ class _Deadline:
                 return
             self.expired = True
             if self._socket is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self._socket.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cancel(self):
         """Stop the timer and release the duplicate descriptor (idempotent)."""
@@ -371,11 +370,10 @@ def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, t
             if code != 250:
                 text = _scrub(_text(resp), (password,))
                 raise SmtpCheckError(_mail_reason(code, text), code, text)
-            try:  # the check already succeeded; a failing goodbye does not change that
+            # the check already succeeded; a failing goodbye does not change that
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 connection.rset()
                 connection.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
         finally:
             connection.close()
     except SmtpCheckError as error:

@@ -115,7 +115,8 @@ class _Claim:
         try:
             self.server._smtp_invoicing_record_verification(error)
             if self._cr is not None:
-                self._cr.commit()
+                # the claim's own short transaction, not the cron's: a result is kept as it arrives
+                self._cr.commit()  # pylint: disable=invalid-commit
         except Exception:
             if self._cr is None:
                 raise
