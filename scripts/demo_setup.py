@@ -32,12 +32,15 @@ for server in servers:
         server.smtp_port = port
     if server.verification_state != "verified":
         server.action_verify()
+# the scheduled action records each result in a transaction of its own: commit first
+env.cr.commit()
 env["ir.mail_server"]._cron_verify_mail_servers()
+env.cr.commit()  # a new snapshot, to read the results the scheduled action committed
+env.invalidate_all()
 templates = {
     "account.email_template_edi_invoice": "invoices",
     "account.email_template_edi_credit_note": "invoices",
-    # another branch adds the payment reminder template: wired here once it exists
-    "smtp_invoicing.mail_template_payment_reminder": "reminders",
+    "smtp_invoicing.email_template_payment_reminder": "reminders",
 }
 for xmlid, kind in templates.items():
     template = env.ref(xmlid, raise_if_not_found=False)
