@@ -77,3 +77,36 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
         mailbox.action_verify()
         self.env["ir.mail_server"]._cron_verify_mail_servers()
         return mailbox
+
+    def send_and_print(self, invoice, user=None, **context):
+        """Send & Print by email, as a user does from the invoice; mails really leave."""
+        wizard = (
+            self.env["account.move.send.wizard"]
+            .with_user(user or self.env.user)
+            .with_context(active_model="account.move", active_ids=invoice.ids, **context)
+            .create({"sending_methods": ["email"]})
+        )
+        with real_smtp():
+            wizard.action_send_and_print()
+        return wizard
+
+    def send_in_background(self, moves, job_count=10):
+        """Send & Print on many invoices, then what the scheduled actions do, batch after batch."""
+        self.env["account.move.send.batch.wizard"].with_context(
+            active_model="account.move", active_ids=moves.ids
+        ).create({}).action_send_and_print()
+        self.assertTrue(all(moves.mapped("sending_data")), "large batches are queued for the background")
+        with real_smtp():
+            while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
+                self.env["account.move"]._cron_account_move_send(job_count=job_count)
+            self.env["mail.mail"].process_email_queue()
+
+    def new_invoicing_user(self, login="clerk@invoicing.test"):
+        """An internal user with invoicing rights only, in the mailbox's company."""
+        return mail_new_test_user(
+            self.env,
+            login=login,
+            email=login,
+            groups="base.group_user,account.group_account_invoice",
+            company_id=self.company.id,
+        )

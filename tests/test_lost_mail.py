@@ -8,8 +8,6 @@ from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import mute_logger
 
-from odoo.addons.mail.tests.common import mail_new_test_user
-
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
 
 TEMPORARY = (454, "4.7.0 Temporary authentication failure, try again later")
@@ -37,27 +35,6 @@ class TestLostMail(SmtpInvoicingCase):
                 for n in range(count)
             )
         )
-
-    def send_and_print(self, invoice):
-        wizard = (
-            self.env["account.move.send.wizard"]
-            .with_context(active_model="account.move", active_ids=invoice.ids)
-            .create({"sending_methods": ["email"]})
-        )
-        with real_smtp():
-            wizard.action_send_and_print()
-
-    def send_in_background(self, moves):
-        wizard = (
-            self.env["account.move.send.batch.wizard"]
-            .with_context(active_model="account.move", active_ids=moves.ids)
-            .create({})
-        )
-        wizard.action_send_and_print()
-        with real_smtp():
-            while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
-                self.env["account.move"]._cron_account_move_send(job_count=10)
-            self.env["mail.mail"].process_email_queue()
 
     def mails(self, moves):
         return self.env["mail.mail"].search([("model", "=", "account.move"), ("res_id", "in", moves.ids)])
@@ -177,12 +154,6 @@ class TestLostMail(SmtpInvoicingCase):
 
     def test_only_administrators_resend(self):
         """An invoicing user cannot put a mailbox's failed mails back in the queue."""
-        clerk = mail_new_test_user(
-            self.env,
-            login="clerk@invoicing.test",
-            email="clerk@invoicing.test",
-            groups="base.group_user,account.group_account_invoice",
-            company_id=self.company.id,
-        )
+        clerk = self.new_invoicing_user()
         with self.assertRaises(AccessError):
             self.mailbox.with_user(clerk).action_smtp_invoicing_resend_failed()

@@ -4,7 +4,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
 
 SECOND_LOGIN = "billing@second.test"
 
@@ -65,13 +65,7 @@ class TestMultiCompany(SmtpInvoicingCase):
             (self.invoice(self.company), self.server_1, MAILBOX_LOGIN),
             (self.invoice(self.company_2), self.server_2, SECOND_LOGIN),
         ):
-            wizard = (
-                self.env["account.move.send.wizard"]
-                .with_context(active_model="account.move", active_ids=invoice.ids)
-                .create({"sending_methods": ["email"]})
-            )
-            with real_smtp():
-                wizard.action_send_and_print()
+            self.send_and_print(invoice)
             self.assertEqual(len(server.messages), 1)
             self.assertEqual(server.messages[0].mail_from, login)
             self.assertIn(invoice.name, server.messages[0].message["Subject"])
@@ -97,18 +91,7 @@ class TestMultiCompany(SmtpInvoicingCase):
                 moves += self.invoice(company, partner=partner)
                 moves += self.invoice(company, partner=partner)
                 moves += self.invoice(company, move_type="out_refund", partner=partner)
-        wizard = (
-            self.env["account.move.send.batch.wizard"]
-            .with_context(active_model="account.move", active_ids=moves.ids)
-            .create({})
-        )
-        wizard.action_send_and_print()
-        self.assertTrue(all(moves.mapped("sending_data")))
-        with real_smtp():
-            # what the scheduled action "Send invoices automatically" does, batch after batch
-            while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
-                self.env["account.move"]._cron_account_move_send(job_count=5)
-            self.env["mail.mail"].process_email_queue()
+        self.send_in_background(moves, job_count=5)
         per_company = {self.company: self.server_1, self.company_2: self.server_2}
         for company, server in per_company.items():
             company_moves = moves.filtered(lambda move, company=company: move.company_id == company)
@@ -146,16 +129,7 @@ class TestMultiCompany(SmtpInvoicingCase):
             ]
         )
         moves.action_post()
-        wizard = (
-            self.env["account.move.send.batch.wizard"]
-            .with_context(active_model="account.move", active_ids=moves.ids)
-            .create({})
-        )
-        wizard.action_send_and_print()
-        with real_smtp():
-            while self.env["account.move"].search_count([("id", "in", moves.ids), ("sending_data", "!=", False)]):
-                self.env["account.move"]._cron_account_move_send(job_count=50)
-            self.env["mail.mail"].process_email_queue()
+        self.send_in_background(moves, job_count=50)
         for company, server in ((self.company, self.server_1), (self.company_2, self.server_2)):
             names = {move.name for move in moves if move.company_id == company}
             received = [message.message["Subject"].rsplit("(Ref ", 1)[-1].rstrip(")") for message in server.messages]

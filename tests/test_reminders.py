@@ -100,13 +100,7 @@ class TestReminders(SmtpInvoicingCase):
         self.assertEqual(self.comments(invoice).mapped("subject"), ["Friendly reminder " + invoice.name])
 
         # the invoice itself still leaves from the invoices mailbox
-        wizard = (
-            self.env["account.move.send.wizard"]
-            .with_context(active_model="account.move", active_ids=invoice.ids)
-            .create({"sending_methods": ["email"]})
-        )
-        with real_smtp():
-            wizard.action_send_and_print()
+        self.send_and_print(invoice)
         self.assertEqual(len(self.invoice_server.messages), 1)
         self.assertEqual(self.invoice_server.messages[0].mail_from, MAILBOX_LOGIN)
         self.assertEqual(len(self.reminder_server.messages), 1)
