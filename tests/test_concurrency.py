@@ -104,7 +104,7 @@ def test_two_workers_never_verify_the_same_mailbox_twice():
 
 
 def test_database_connection_lost_during_verification():
-    """The database connection dies mid-run: nothing half-written, mailboxes stay Pending and the next run verifies."""
+    """The database connection dies mid-run: nothing half-written, and the next run verifies what is left."""
     with Pki() as pki:
         servers = [
             SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=1.0)
@@ -123,10 +123,14 @@ def test_database_connection_lost_during_verification():
                 with data.registry.cursor() as cr:
                     cr.execute("SELECT pg_terminate_backend(%s)", [backend[0]])
                 worker.join(60)
-            assert errors and isinstance(errors[0], odoo.sql_db.psycopg2.Error), errors
-            assert set(data.states().values()) == {"pending"}
-            data.run_cron(errors)
-            assert len(errors) == 1, errors
+            # Each result is committed by its mailbox's own transaction: whether the run's own
+            # connection is still needed when it dies depends on timing. Either way nothing is
+            # half-written: a mailbox is still Pending or already Verified, never Failed.
+            assert all(isinstance(error, odoo.sql_db.psycopg2.Error) for error in errors), errors
+            assert set(data.states().values()) <= {"pending", "verified"}, data.states()
+            second_run_errors = []
+            data.run_cron(second_run_errors)
+            assert not second_run_errors, second_run_errors
             assert set(data.states().values()) == {"verified"}
         finally:
             data.cleanup()
