@@ -1,5 +1,8 @@
 from . import ir_mail_server
+from . import ir_mail_server_password
+from . import ir_mail_server_verification
 from . import ir_mail_server_delivery
+from . import ir_mail_server_deliverability
 from . import mail_mail
 from . import mail_template
 from . import mail_compose_message
@@ -9,4 +12,5 @@ from . import res_partner
 from . import res_config_settings
 from . import account_move
 from . import account_move_send
-from . import account_move_send_batch_wizard
+from . import account_move_send_wizard
+from . import smtp_invoicing_test_email
