@@ -193,8 +193,7 @@ def send_to_wrong_address(stack):
 
 
 def test_poll_downloads_only_reports_and_sets_no_flag(stack):
-    """A poll of a mailbox holding reports, ordinary mail and a real Postfix DSN downloads only the reports
-    (counted on the wire), finds each of them, and leaves every flag exactly as Dovecot had it."""
+    """A poll downloads only the reports (counted on the wire), finds each of them and changes no flag."""
     client = session(stack)
     try:
         expected = set()
@@ -361,3 +360,11 @@ def test_gmail_imap_disabled_has_its_own_reason(pki):
         imap.open_session(HOST, server.port, BILLING, PASSWORD, ca_pem=pki.ca_pem, timeout=5)
     assert caught.value.reason == "imap_disabled", caught.value
     assert server.logins == 1
+
+
+def test_certificate_for_another_host_is_hostname_mismatch(pki):
+    """A trusted certificate issued for another host name is hostname_mismatch, and no LOGIN is sent."""
+    with _GmailImapDisabled(pki.wrong_host()) as server, pytest.raises(imap.ImapCheckError) as caught:
+        imap.open_session(HOST, server.port, BILLING, PASSWORD, ca_pem=pki.ca_pem, timeout=5)
+    assert caught.value.reason == "hostname_mismatch", caught.value
+    assert server.logins == 0

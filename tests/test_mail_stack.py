@@ -129,8 +129,7 @@ def test_imap_starttls_port_refuses_login_before_tls(stack):
 
 
 def test_wrong_customer_address_comes_back_as_a_real_dsn(stack):
-    """A mail to an unknown customer address comes back from Postfix as an RFC 3464 DSN in the sender's INBOX,
-    read over IMAP with verified TLS: multipart/report, status 5.1.1, the original Message-ID inside."""
+    """A mail to an unknown customer address comes back as Postfix's RFC 3464 DSN in the INBOX, read over TLS IMAP."""
     before = stack.message_count(B)
     connection = submission(stack, B, B_PASSWORD)
     try:
