@@ -10,7 +10,7 @@
     "website": "https://github.com/smtp-invoicing/smtp_invoicing",
     "images": ["static/description/screenshot_mailboxes.png"],
     "depends": ["account", "mail"],
-    "external_dependencies": {"python": ["cryptography", "dnspython"]},
+    "external_dependencies": {"python": ["cryptography", "dnspython", "imapclient", "flufl.bounce"]},
     "data": [
         "security/smtp_invoicing_security.xml",
         "security/ir.model.access.csv",

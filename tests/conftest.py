@@ -104,11 +104,11 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults")
+PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults", "test_mail_stack", "test_bounce_lib")
 
 
 def _odoo_tests_wanted(config):
-    # the pure tests (test_smtp_lib.py, test_smtp_faults.py alone) do not need Odoo
+    # the pure tests (PURE_TEST_FILES alone) do not need Odoo
     args = [str(arg) for arg in config.args]
     return not args or any(not any(name in arg for name in PURE_TEST_FILES) for arg in args)
 
