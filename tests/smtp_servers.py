@@ -254,7 +254,9 @@ class _Handler:
         self._owner = owner
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if self._owner.mail_from_delay:
+        if self._owner.mail_from_delay and self._owner.mail_from_delay_count != 0:
+            if self._owner.mail_from_delay_count is not None:
+                self._owner.mail_from_delay_count -= 1
             await asyncio.sleep(self._owner.mail_from_delay)
         with self._owner._lock:
             self._owner.mail_from_commands.append(address)
@@ -315,7 +317,8 @@ class SmtpServer:
     ``reset_on`` ("STARTTLS", "AUTH", "MAIL", "DATA"...) resets the connection on that command
     (STARTTLS: after accepting it, i.e. during the TLS handshake); ``auth_mechanisms``
     restricts the advertised mechanisms among PLAIN, LOGIN and CRAM-MD5 (default PLAIN, LOGIN);
-    ``mail_from_delay`` seconds pass before MAIL FROM is answered (a slow server);
+    ``mail_from_delay`` seconds pass before MAIL FROM is answered (a slow server), for the first
+    ``mail_from_delay_count`` MAIL commands only when it is set;
     ``rcpt_replies`` maps a recipient address to the (code, text) refusing it at RCPT;
     ``drop_after_data`` resets that many connections after the message content arrived,
     before the server's reply (a connection dropped during DATA).
@@ -337,6 +340,7 @@ class SmtpServer:
         mail_from_delay=0,
         rcpt_replies=None,
         drop_after_data=0,
+        mail_from_delay_count=None,
     ):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
@@ -349,6 +353,7 @@ class SmtpServer:
         self.data_reply, self.reset_on, self.mail_from_delay = data_reply, reset_on, mail_from_delay
         self.rcpt_replies = {address.lower(): reply for address, reply in (rcpt_replies or {}).items()}
         self.drop_after_data = drop_after_data
+        self.mail_from_delay_count = mail_from_delay_count
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()

@@ -10,6 +10,7 @@ import odoo
 from odoo import SUPERUSER_ID, api
 from odoo.tools import mute_logger
 
+from common import real_smtp
 from conftest import DB_NAME
 from smtp_servers import Pki, SmtpServer
 
@@ -145,3 +146,107 @@ def test_database_connection_lost_during_verification():
             data.cleanup()
             for server in servers:
                 server.stop()
+
+
+def _committed_invoice(registry, mailbox_id):
+    """A posted customer invoice whose template sends from ``mailbox_id``, committed; returns its id."""
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["ir.config_parameter"].set_param("smtp_invoicing.enabled", "True")
+        env.ref("account.email_template_edi_invoice").mail_server_id = mailbox_id
+        partner = env["res.partner"].create({"name": "Concurrent customer", "email": "customer@client.test"})
+        move = env["account.move"].create(
+            {
+                "move_type": "out_invoice",
+                "partner_id": partner.id,
+                "invoice_line_ids": [(0, 0, {"name": "Consulting", "quantity": 1, "price_unit": 100.0})],
+            }
+        )
+        move.action_post()
+        return move.id
+
+
+def _remove_invoice(registry, move_id):
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env.ref("account.email_template_edi_invoice").mail_server_id = False
+        env["ir.config_parameter"].set_param("smtp_invoicing.enabled", "False")
+        move = env["account.move"].browse(move_id)
+        partner = move.partner_id
+        cr.execute(
+            "DELETE FROM mail_mail WHERE mail_message_id IN "
+            "(SELECT id FROM mail_message WHERE model = 'account.move' AND res_id = %s)",
+            [move_id],
+        )
+        cr.execute("DELETE FROM mail_message WHERE model = 'account.move' AND res_id = %s", [move_id])
+        cr.execute("DELETE FROM ir_attachment WHERE res_model = 'account.move' AND res_id = %s", [move_id])
+        cr.execute("DELETE FROM account_move WHERE id = %s", [move_id])
+        cr.execute("DELETE FROM res_partner WHERE id = %s", [partner.id])
+
+
+def test_send_and_print_never_waits_for_a_verification_on_the_network():
+    """Send & Print through a mailbox being re-verified against a slow server completes at once, and delivers."""
+    with Pki() as pki:
+        # the verification's MAIL FROM waits 4 s; the invoice's own session is answered at once
+        server = SmtpServer(
+            mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=4.0, mail_from_delay_count=1
+        )
+        server.start()
+        data = _Committed([server], pki)
+        move_id = None
+        try:
+            with data.registry.cursor() as cr:
+                # verified before, due for its daily re-check now
+                cr.execute(
+                    "UPDATE ir_mail_server SET verification_state = 'verified', smtp_invoicing_next_check_at = "
+                    "now() at time zone 'UTC' - interval '1 minute' WHERE id = %s",
+                    [data.mailbox_ids[0]],
+                )
+            move_id = _committed_invoice(data.registry, data.mailbox_ids[0])
+            errors, sent = [], []
+            with real_smtp():
+                checking = threading.Thread(target=data.run_cron, args=(errors,))
+                checking.start()
+                deadline = time.monotonic() + 30
+                while "MAIL" not in server.commands:
+                    assert time.monotonic() < deadline, "the verification never reached the server"
+                    time.sleep(0.02)
+
+                def send_and_print():
+                    try:
+                        with data.registry.cursor() as cr:
+                            env = api.Environment(cr, data.user_id, {})
+                            env = env(user=SUPERUSER_ID)
+                            move = env["account.move"].browse(move_id)
+                            wizard = (
+                                env["account.move.send.wizard"]
+                                .with_context(active_model="account.move", active_ids=[move_id])
+                                .create({"sending_methods": ["email"]})
+                            )
+                            wizard.action_send_and_print()
+                            sent.append(move.id)
+                    except Exception as error:
+                        errors.append(error)
+
+                started = time.monotonic()
+                sending = threading.Thread(target=send_and_print)
+                sending.start()
+                sending.join(30)
+                took = time.monotonic() - started
+                still_checking = checking.is_alive()
+                checking.join(60)
+            assert not errors, errors
+            assert sent == [move_id]
+            assert still_checking, f"Send & Print only finished after the verification ({took:.1f} s)"
+            assert len(server.messages) == 1
+            assert data.states() == {data.mailbox_ids[0]: "verified"}
+            with data.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT smtp_invoicing_delivery_state, is_move_sent FROM account_move WHERE id = %s", [move_id]
+                )
+                assert cr.fetchone() == ("sent", True)
+        finally:
+            if move_id:
+                _remove_invoice(data.registry, move_id)
+            data.cleanup()
+            server.stop()
