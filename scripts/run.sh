@@ -11,8 +11,11 @@ DB="${SMTP_INVOICING_DEMO_DB:-smtp_invoicing_demo}"
 STATE="${SMTP_INVOICING_DEMO_DIR:-/var/tmp/smtp_invoicing_demo}"
 HTTP_PORT="${HTTP_PORT:-8069}"
 mkdir -p "$STATE"
+# Odoo's own default server (activity notifications, chatter) is the sink too, as a
+# platform's relay would be: the demo's other mails are delivered, not failed.
 odoo_args=(--addons-path "$ODOO_SRC/odoo/addons,$ROOT" --db_host 127.0.0.1 --db_user root
-           --data-dir "$STATE/data" -d "$DB")
+           --data-dir "$STATE/data" -d "$DB"
+           --smtp 127.0.0.1 --smtp-port "${SMTP_SINK_PORT:-2525}" --smtp-ssl)
 
 rm -f "$STATE/sink-ca.pem"
 "$VENV/bin/python" "$ROOT/scripts/smtp_sink.py" "$STATE" &
@@ -37,8 +40,5 @@ fi
     <"$ROOT/scripts/demo_setup.py"
 
 log "Odoo on http://127.0.0.1:$HTTP_PORT (admin / admin); sink mails in $STATE/mails"
-# Odoo's own default server (activity notifications, chatter) is the sink too, as a
-# platform's relay would be: the demo's other mails are delivered, not failed.
 "$VENV/bin/python" "$ODOO_SRC/odoo-bin" "${odoo_args[@]}" --http-interface 127.0.0.1 \
-    --http-port "$HTTP_PORT" --max-cron-threads 1 \
-    --smtp 127.0.0.1 --smtp-port "${SMTP_SINK_PORT:-2525}" --smtp-ssl "$@"
+    --http-port "$HTTP_PORT" --max-cron-threads 1 "$@"
