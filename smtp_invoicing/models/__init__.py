@@ -10,3 +10,5 @@ from . import res_config_settings
 from . import account_move
 from . import account_move_send
 from . import account_move_send_batch_wizard
+from . import ir_mail_server_protocol
+from . import account_move_reminder_button
