@@ -11,4 +11,5 @@ from . import account_move
 from . import account_move_send
 from . import account_move_send_batch_wizard
 from . import ir_mail_server_protocol
+from . import ir_mail_server_conversion
 from . import account_move_reminder_button
