@@ -44,6 +44,7 @@ class IrMailServer(models.Model):
         # Core keeps a server's password in clear in its column: read it once, so that it is
         # written again as an own mailbox's password, encrypted (a password already encrypted
         # in smtp_invoicing_password_enc stays there, bound to this row).
+        self.flush_recordset()
         self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [self.id])
         plaintext = self.env.cr.fetchone()[0]
         if plaintext:
