@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare everything the product and its tests need on a Debian machine:
-# Odoo 18.0 source, system packages, PostgreSQL, a Python venv.
+# Odoo 18.0 source, system packages (Postfix and Dovecot for the mail tests),
+# PostgreSQL, a Python venv.
 # Idempotent: a second run only checks. Sourced by the other scripts.
 set -euo pipefail
 
@@ -81,9 +82,40 @@ ensure_venv() {
     echo "$want" >"$stamp"
 }
 
+# Postfix and Dovecot for the mail tests (tests/mail_stack.py runs its own instances
+# from a temporary folder; the machine's default configuration is never used).
+ensure_mail_stack_packages() {
+    local missing=()
+    command -v postfix >/dev/null || missing+=(postfix)
+    command -v dovecot >/dev/null && command -v doveadm >/dev/null || missing+=(dovecot-core)
+    [ -e /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
+    [ -e /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
+    if [ "${#missing[@]}" = 0 ]; then
+        return
+    fi
+    log "installing ${missing[*]}"
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    # Keep the packages from starting the default services on standard ports (0.0.0.0:143/993/25).
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
+    apt_install "${missing[@]}" || { [ "$own_policy" = 0 ] || rm -f "$policy"; return 1; }
+    [ "$own_policy" = 0 ] || rm -f "$policy"
+    # In case a service manager started them anyway.
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now postfix dovecot >/dev/null 2>&1 || true
+    fi
+    postfix status >/dev/null 2>&1 && postfix stop >/dev/null 2>&1 || true
+    [ -e /run/dovecot/master.pid ] && doveadm stop >/dev/null 2>&1 || true
+}
+
 bootstrap() {
     ensure_odoo
     ensure_system_packages
+    ensure_mail_stack_packages
     ensure_postgres
     ensure_venv
 }

@@ -1,2 +1,2 @@
 from . import models
-from .hooks import _post_init_encrypt_passwords, _uninstall_restore_passwords
+from .hooks import _uninstall_release_mailboxes

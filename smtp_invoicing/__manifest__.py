@@ -2,7 +2,7 @@
     "name": "SMTP Invoicing: send invoices from your own mailbox",
     "summary": "Send invoices and payment reminders through the company's own "
     "verified mailbox (Gmail, Microsoft 365, OVH, any SMTP), with encrypted passwords.",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Accounting/Accounting",
     "license": "LGPL-3",
     "author": "smtp_invoicing",
@@ -10,7 +10,7 @@
     "website": "https://github.com/smtp-invoicing/smtp_invoicing",
     "images": ["static/description/screenshot_mailboxes.png"],
     "depends": ["account", "mail"],
-    "external_dependencies": {"python": ["cryptography", "dnspython"]},
+    "external_dependencies": {"python": ["cryptography", "dnspython", "imapclient", "flufl.bounce"]},
     "data": [
         "security/smtp_invoicing_security.xml",
         "security/ir.model.access.csv",
@@ -18,6 +18,7 @@
         "data/mail_template_data.xml",
         "views/ir_mail_server_views.xml",
         "views/ir_mail_server_delivery_views.xml",
+        "views/smtp_invoicing_test_email_views.xml",
         "views/smtp_invoicing_template_mailbox_views.xml",
         "views/mail_template_views.xml",
         "views/res_config_settings_views.xml",
@@ -33,7 +34,6 @@
             "smtp_invoicing/static/src/tours/*.js",
         ],
     },
-    "post_init_hook": "_post_init_encrypt_passwords",
-    "uninstall_hook": "_uninstall_restore_passwords",
+    "uninstall_hook": "_uninstall_release_mailboxes",
     "installable": True,
 }

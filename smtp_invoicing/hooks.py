@@ -3,13 +3,15 @@ import logging
 _logger = logging.getLogger(__name__)
 
 
-def _post_init_encrypt_passwords(env):
-    """Encrypt the passwords of the outgoing servers that existed before install."""
-    count = env["ir.mail_server"]._smtp_invoicing_encrypt_plain_passwords()
-    _logger.info("smtp_invoicing: encrypted the password of %s existing mail server(s)", count)
+def _uninstall_release_mailboxes(env):
+    """Leave no trap behind: former own mailboxes get their clear password back and are archived.
 
-
-def _uninstall_restore_passwords(env):
-    """Give core back its clear passwords, so no server stops working after uninstall."""
-    count = env["ir.mail_server"]._smtp_invoicing_restore_plain_passwords()
-    _logger.info("smtp_invoicing: restored the password of %s mail server(s)", count)
+    Their ``from_filter`` is their sender, so even reactivated they never become Odoo's
+    fallback for all mail; core servers were never touched.
+    """
+    mailboxes = env["ir.mail_server"].with_context(active_test=False).search([("smtp_invoicing_mailbox", "=", True)])
+    restored = mailboxes._smtp_invoicing_release_passwords()
+    mailboxes.filtered("active").write({"active": False})
+    _logger.info(
+        "smtp_invoicing: %s own mailbox(es) archived, %s password(s) restored for core", len(mailboxes), restored
+    )

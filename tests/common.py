@@ -21,12 +21,30 @@ def real_smtp():
         yield
 
 
+def closed_udp_nameserver():
+    """``smtp_invoicing.dns_nameservers`` value of a loopback port where no resolver listens.
+
+    The deliverability hint asks DNS when a mailbox form is read; tests never ask
+    anything beyond loopback, so the hint reads "could not be checked" unless a test
+    starts its own DNS server (tests/dns_server.py).
+    """
+    return "127.0.0.1:9"
+
+
 class SmtpInvoicingCase(AccountTestInvoicingCommon):
-    """An accounting company with a licensed mailbox user and a STARTTLS loopback server."""
+    """An accounting company with a licensed mailbox user and a STARTTLS loopback server.
+
+    The verification and the mail queue open cursors of their own and commit, exactly
+    as in production; in Odoo's registry test mode those cursors share this test's
+    transaction (TestCursor), so nothing outlives the test.
+    """
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
+        cls.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.dns_nameservers", closed_udp_nameserver())
         cls.pki = Pki()
         cls.addClassCleanup(cls.pki.cleanup)
         cls.server = cls.start_server(mode="starttls")
@@ -75,8 +93,14 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
     def verify(self, mailbox):
         """Request verification and run the scheduled action, as the cron worker would."""
         mailbox.action_verify()
-        self.env["ir.mail_server"]._cron_verify_mail_servers()
+        self.run_verification_cron()
         return mailbox
+
+    def run_verification_cron(self):
+        """The verification scheduled action, then a fresh look at what it committed."""
+        self.env.flush_all()
+        self.env["ir.mail_server"]._cron_verify_mail_servers()
+        self.env.invalidate_all()
 
     def send_and_print(self, invoice, user=None, **context):
         """Send & Print by email, as a user does from the invoice; mails really leave."""

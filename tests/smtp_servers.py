@@ -264,7 +264,20 @@ class _Handler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self._owner.rcpt_replies.get(address.lower())
+        if reply:
+            return "%d %s" % reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
     async def handle_DATA(self, server, session, envelope):
+        if self._owner.drop_after_data:
+            # the whole message arrived, but the connection breaks before the 250
+            self._owner.drop_after_data -= 1
+            server._reset_connection()
+            return "421 4.4.2 connection dropped"
         if self._owner.data_reply:
             return "%d %s" % self._owner.data_reply
         content = envelope.original_content or envelope.content
@@ -302,7 +315,10 @@ class SmtpServer:
     ``reset_on`` ("STARTTLS", "AUTH", "MAIL", "DATA"...) resets the connection on that command
     (STARTTLS: after accepting it, i.e. during the TLS handshake); ``auth_mechanisms``
     restricts the advertised mechanisms among PLAIN, LOGIN and CRAM-MD5 (default PLAIN, LOGIN);
-    ``mail_from_delay`` seconds pass before MAIL FROM is answered (a slow server).
+    ``mail_from_delay`` seconds pass before MAIL FROM is answered (a slow server);
+    ``rcpt_replies`` maps a recipient address to the (code, text) refusing it at RCPT;
+    ``drop_after_data`` resets that many connections after the message content arrived,
+    before the server's reply (a connection dropped during DATA).
     """
 
     def __init__(
@@ -319,6 +335,8 @@ class SmtpServer:
         reset_on=None,
         auth_mechanisms=("PLAIN", "LOGIN"),
         mail_from_delay=0,
+        rcpt_replies=None,
+        drop_after_data=0,
     ):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
@@ -329,6 +347,8 @@ class SmtpServer:
         KNOWN_SECRETS.update(password for password in self.users.values() if password)
         self.auth_reply, self.mail_from_reply = auth_reply, mail_from_reply
         self.data_reply, self.reset_on, self.mail_from_delay = data_reply, reset_on, mail_from_delay
+        self.rcpt_replies = {address.lower(): reply for address, reply in (rcpt_replies or {}).items()}
+        self.drop_after_data = drop_after_data
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()

@@ -1,7 +1,10 @@
 """Concurrent verification workers on real, separately committed cursors."""
 
+import os
 import threading
 import time
+
+import psycopg2
 
 import odoo
 from odoo import SUPERUSER_ID, api
@@ -104,7 +107,7 @@ def test_two_workers_never_verify_the_same_mailbox_twice():
 
 
 def test_database_connection_lost_during_verification():
-    """The database connection dies mid-run: nothing half-written, and the next run verifies what is left."""
+    """The run's own connection dies while checks are on the network: every result is still recorded."""
     with Pki() as pki:
         servers = [
             SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD}, mail_from_delay=1.0)
@@ -113,26 +116,32 @@ def test_database_connection_lost_during_verification():
         for server in servers:
             server.start()
         data = _Committed(servers, pki)
+        # outside Odoo's pool: it can never be the connection it terminates
+        killer = psycopg2.connect(dbname=DB_NAME, host="127.0.0.1", user=os.environ.get("PGUSER", "root"))
+        killer.autocommit = True
         try:
             errors, backend = [], []
             worker = threading.Thread(target=data.run_cron, args=(errors, backend))
             with mute_logger("odoo.sql_db"):
                 worker.start()
-                while not backend or not servers[0].mail_from_commands:
-                    time.sleep(0.05)
-                with data.registry.cursor() as cr:
+                deadline = time.monotonic() + 30
+                while not (backend and all(server.mail_from_commands for server in servers)):
+                    assert time.monotonic() < deadline, "the checks never reached the servers"
+                    time.sleep(0.02)
+                with killer.cursor() as cr:
                     cr.execute("SELECT pg_terminate_backend(%s)", [backend[0]])
+                    assert cr.fetchone() == (True,)
                 worker.join(60)
-            # Each result is committed by its mailbox's own transaction: whether the run's own
-            # connection is still needed when it dies depends on timing. Either way nothing is
-            # half-written: a mailbox is still Pending or already Verified, never Failed.
-            assert all(isinstance(error, odoo.sql_db.psycopg2.Error) for error in errors), errors
-            assert set(data.states().values()) <= {"pending", "verified"}, data.states()
+            # the run could not close its own transaction...
+            assert len(errors) == 1 and isinstance(errors[0], psycopg2.OperationalError), errors
+            # ...but each check took its lease and recorded its result in short transactions of its own
+            assert set(data.states().values()) == {"verified"}, data.states()
             second_run_errors = []
             data.run_cron(second_run_errors)
             assert not second_run_errors, second_run_errors
-            assert set(data.states().values()) == {"verified"}
+            assert [server.connections for server in servers] == [1, 1]
         finally:
+            killer.close()
             data.cleanup()
             for server in servers:
                 server.stop()

@@ -23,7 +23,9 @@ class TestDatabaseCopies(SmtpInvoicingCase):
         )
         self.env.flush_all()
         neutralize_database(self.env.cr)
+        # a neutralized copy starts a fresh registry: nothing cached from before the SQL
         self.env.invalidate_all()
+        self.env.registry.clear_cache()
         self.assertFalse(mailbox.active)
         self.assertFalse(mailbox.smtp_invoicing_password_set)
         self.assertEqual(mailbox.verification_state, "draft")

@@ -158,11 +158,3 @@ class TestDeliverabilityField(SmtpInvoicingCase):
             form.sender_email = "factures@no-spf.fr"
             self.assertEqual(form.smtp_invoicing_deliverability, "bad")
             self.assertIn("v=spf1 include:_spf.google.com ~all", form.smtp_invoicing_deliverability_message)
-
-    def test_test_mode_never_asks_the_system_resolver(self):
-        """Without configured nameservers, tests never query DNS: the hint says 'not checked'."""
-        self.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.dns_nameservers", "")
-        mailbox = self.create_mailbox(sender_email="factures@acme-billing.fr")
-        queries = len(self.dns.queries)
-        self.assertEqual(mailbox.smtp_invoicing_deliverability, "unknown")
-        self.assertEqual(len(self.dns.queries), queries)

@@ -84,7 +84,10 @@ class TestFaults(SmtpInvoicingCase):
         )
 
     def test_queue_survives_sending_faults(self):
-        """Reset during DATA, 451, 554 or a server gone: that mail is kept, never sent twice; others are sent."""
+        """Reset during DATA, 451, 554 or a server gone: that mail is kept, never sent twice; others are sent.
+
+        A reset, a 4xx and a server gone are temporary: retried later, with a readable reason.
+        """
         healthy_server = self.hostile()
         healthy = self.verify(self.create_mailbox(healthy_server, name="Healthy"))
         faults = {
@@ -107,9 +110,11 @@ class TestFaults(SmtpInvoicingCase):
             self.env["mail.mail"].process_email_queue(ids=all_mails.ids)
         self.assertEqual(mails["healthy"].state, "sent")
         self.assertEqual([m.message["Subject"] for m in healthy_server.messages], ["healthy"])
-        # each failed mail is kept with its reason, for the user's Retry
-        self.assertEqual(mails["reset"].state, "exception")
-        self.assertTrue(mails["reset"].failure_reason)
+        # a connection reset during DATA: nothing was accepted, the mail goes back to the queue
+        self.assertEqual(mails["reset"].state, "outgoing")
+        self.assertEqual(mails["reset"].smtp_invoicing_retry_count, 1)
+        self.assertIn("connection to the server of “reset” broke", mails["reset"].failure_reason)
+        self.assertNotIn("Error without exception", mails["reset"].failure_reason)
         # a temporary refusal goes back to the queue, later (issue 3's retry policy)
         self.assertEqual(mails["451"].state, "outgoing")
         self.assertEqual(mails["451"].smtp_invoicing_retry_count, 1)
@@ -122,10 +127,9 @@ class TestFaults(SmtpInvoicingCase):
         self.assertIn("refused the connection", mails["gone"].failure_reason)
         for server in servers.values():
             self.assertEqual(server.messages, [])
-        # Retry once the server behaves: sent exactly once, the healthy mail is not sent again
+        # the retry, once the server behaves: sent exactly once, the healthy mail is not sent again
         servers["reset"].reset_on = None
-        mails["reset"].mark_outgoing()
-        with real_smtp(), mute_logger(MAIL_LOGGER):
+        with real_smtp(), mute_logger(MAIL_LOGGER), freeze_time(fields.Datetime.now() + timedelta(minutes=6)):
             self.env["mail.mail"].process_email_queue(ids=all_mails.ids)
             self.env["mail.mail"].process_email_queue(ids=all_mails.ids)
         self.assertEqual(mails["reset"].state, "sent")

@@ -53,8 +53,9 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertFalse(self.server.messages)
         self.assertEqual(self.server.connections, connections)
 
-    def test_password_refused_mid_way_then_resend_after_fix(self):
-        """Password revoked: mails kept in exception with a reason, admins get an activity; resend delivers once."""
+    def test_password_refused_mid_way_mails_wait_then_leave_once_fixed(self):
+        """Password revoked: Failed at once, admins get an activity, the mails wait in the queue (no retry loop)
+        and each leaves exactly once, by itself, when the mailbox is verified again."""
         delivered = self.invoices(1)
         self.send_in_background(delivered)
         self.assertEqual(len(self.server.messages), 1)
@@ -65,31 +66,35 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertEqual(len(self.server.messages), 1)
         mails = self.mails(moves)
         self.assertEqual(len(mails), 3)
-        self.assertEqual(set(mails.mapped("state")), {"exception"})
-        for mail in mails:
-            self.assertIn("password was refused", mail.failure_reason)
-            self.assertNotIn("Traceback", mail.failure_reason)
+        self.assertEqual(set(mails.mapped("state")), {"outgoing"})
+        self.assertEqual(set(mails.mapped("smtp_invoicing_retry_count")), {0})
         self.assertEqual(self.mailbox.verification_state, "failed")
         self.assertIn("password was refused", self.mailbox.verification_message)
         self.assertTrue(self.mailbox.activity_ids)
-        self.assertEqual(self.mailbox.smtp_invoicing_failed_mail_count, 3)
         for move in moves:
             self.assertFalse(move.is_move_sent)
+            self.assertEqual(move.smtp_invoicing_delivery_state, "queued")
+            self.assertIn("cannot send right now", move.smtp_invoicing_mail_failure)
             self.assertIn("password was refused", move.smtp_invoicing_mail_failure)
+        self.assertTrue(delivered.is_move_sent)
+        self.assertEqual(delivered.smtp_invoicing_delivery_state, "sent")
 
-        # a permanent failure is not retried in a loop: the queue leaves it alone
+        # the queue does not knock on the server again while the mailbox is failed
         attempts = len(self.server.auth_attempts)
         with real_smtp():
             self.env["mail.mail"].process_email_queue()
         self.assertEqual(len(self.server.auth_attempts), attempts)
-        with self.assertRaises(UserError):
-            self.mailbox.action_smtp_invoicing_resend_failed()
 
         self.server.users[MAILBOX_LOGIN] = PASSWORD
+        mail_queue = self.env.ref("mail.ir_cron_mail_scheduler_action")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", mail_queue.id)])
         self.verify(self.mailbox)
         self.assertEqual(self.mailbox.verification_state, "verified")
-        self.mailbox.action_smtp_invoicing_resend_failed()
+        # verified again: the queue is woken up for the waiting mails, and the activity is done
+        self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", mail_queue.id)]), triggers + 1)
+        self.assertFalse(self.mailbox.activity_ids)
         with real_smtp():
+            self.env["mail.mail"].process_email_queue()
             self.env["mail.mail"].process_email_queue()
 
         subjects = sorted(received.message["Subject"] for received in self.server.messages)
@@ -97,9 +102,8 @@ class TestLostMail(SmtpInvoicingCase):
         for move in delivered + moves:
             self.assertEqual(len([s for s in subjects if f"(Ref {move.name})" in s]), 1)
             self.assertTrue(move.is_move_sent)
+            self.assertEqual(move.smtp_invoicing_delivery_state, "sent")
             self.assertFalse(move.smtp_invoicing_mail_failure)
-        self.assertFalse(self.mailbox.activity_ids)
-        self.assertEqual(self.mailbox.smtp_invoicing_failed_mail_count, 0)
 
     def test_temporary_failure_is_retried_and_delivered_once(self):
         """A 4xx refusal leaves the mail in the queue, shown on the invoice; the next run delivers it once."""
@@ -126,8 +130,8 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertFalse(invoice.smtp_invoicing_mail_failure)
         self.assertTrue(invoice.is_move_sent)
 
-    def test_refused_mail_has_a_readable_reason_4xx_retried_5xx_not(self):
-        """A 4xx reply to one mail puts it back in the queue; a 5xx leaves it failed with a readable reason, once."""
+    def test_refused_mail_has_a_readable_reason_4xx_retried_send_as_denied_holds(self):
+        """A 4xx reply to one mail puts it back in the queue; SendAsDenied fails the mailbox and holds the mail."""
         invoice = self.invoices(1)
         self.server.mail_from_reply = (451, "4.3.0 Mailbox temporarily unavailable")
         # core logs every per-mail refusal as an error, with its stack trace
@@ -145,11 +149,14 @@ class TestLostMail(SmtpInvoicingCase):
             attempts = len(self.server.mail_from_commands)
             with freeze_time(fields.Datetime.now() + timedelta(hours=5)):
                 self.env["mail.mail"].process_email_queue()
+        # every mail of this mailbox would be refused the same way: the mailbox is Failed, the mail waits
         self.assertEqual(len(self.server.mail_from_commands), attempts)
-        self.assertEqual(mail.state, "exception")
-        self.assertIn("refused to send as", mail.failure_reason)
+        self.assertEqual(self.mailbox.verification_state, "failed")
+        self.assertIn("SendAsDenied", self.mailbox.verification_message)
+        self.assertEqual(mail.state, "outgoing")
         self.assertNotIn("Traceback", mail.failure_reason)
-        self.assertIn("refused to send as", invoice.smtp_invoicing_mail_failure)
+        self.assertEqual(invoice.smtp_invoicing_delivery_state, "queued")
+        self.assertIn("SendAsDenied", invoice.smtp_invoicing_mail_failure)
         self.assertFalse(self.server.messages)
 
     def test_only_administrators_resend(self):

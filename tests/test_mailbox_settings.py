@@ -147,18 +147,33 @@ class TestMailboxSettings(SmtpInvoicingCase):
         with patch.dict(os.environ, {"SMTP_INVOICING_KEY": rotated}):
             self.assertEqual(mailbox._smtp_invoicing_password(), PASSWORD)
 
-    def test_install_encrypts_and_uninstall_restores_existing_passwords(self):
-        """Existing clear passwords are encrypted by the install hook and given back by the uninstall hook."""
-        legacy = self.env["ir.mail_server"].create({"name": "Legacy", "smtp_host": "127.0.0.1", "smtp_port": 25})
+    def test_conversion_encrypts_and_release_restores_the_password(self):
+        """A core server turned into an own mailbox has its clear password encrypted; released, it gets it back."""
+        legacy = self.env["ir.mail_server"].create(
+            {"name": "Legacy", "smtp_host": "127.0.0.1", "smtp_port": 25, "smtp_pass": "legacy-secret"}
+        )
         self.env.flush_all()
-        self.env.cr.execute("UPDATE ir_mail_server SET smtp_pass = 'legacy-secret' WHERE id = %s", [legacy.id])
-        self.assertEqual(self.env["ir.mail_server"]._smtp_invoicing_encrypt_plain_passwords(), 1)
-        self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [legacy.id])
-        self.assertFalse(self.env.cr.fetchone()[0])
-        self.assertEqual(legacy._smtp_invoicing_password(), "legacy-secret")
-        self.env["ir.mail_server"]._smtp_invoicing_restore_plain_passwords()
         self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [legacy.id])
         self.assertEqual(self.env.cr.fetchone()[0], "legacy-secret")
+        legacy.write(
+            {
+                "smtp_invoicing_mailbox": True,
+                "sender_name": "Legacy",
+                "sender_email": MAILBOX_LOGIN,
+                "smtp_user": MAILBOX_LOGIN,
+                "smtp_encryption": "starttls",
+                "smtp_port": 587,
+            }
+        )
+        self.env.flush_all()
+        self.env.cr.execute("SELECT smtp_pass, from_filter FROM ir_mail_server WHERE id = %s", [legacy.id])
+        self.assertEqual(self.env.cr.fetchone(), (None, MAILBOX_LOGIN))
+        self.assertEqual(legacy._smtp_invoicing_password(), "legacy-secret")
+        self.assertEqual(legacy._smtp_invoicing_release_passwords(), 1)
+        self.env.cr.execute(
+            "SELECT smtp_pass, smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [legacy.id]
+        )
+        self.assertEqual(self.env.cr.fetchone(), ("legacy-secret", None))
 
 
 class TestMailboxAccess(SmtpInvoicingCase):

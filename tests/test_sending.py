@@ -116,8 +116,8 @@ class TestSending(SmtpInvoicingCase):
         with self.assertRaisesRegex(ValidationError, "only use a verified mailbox"):
             self.invoice_template.mail_server_id = draft
 
-    def test_core_server_still_sends_with_its_encrypted_password(self):
-        """A core outgoing server keeps working: its encrypted password is decrypted for the connection only."""
+    def test_core_server_keeps_its_clear_password_and_sends(self):
+        """A core outgoing server is not the module's business: its password stays in core's column, and it sends."""
         plain = SmtpServer(mode="plain", users={"relay": "relay-secret"}, advertise_auth_without_tls=True)
         plain.__enter__()
         self.addCleanup(plain.__exit__, None, None, None)
@@ -138,4 +138,10 @@ class TestSending(SmtpInvoicingCase):
             self.env["ir.mail_server"].send_email(message, mail_server_id=core.id)
         self.assertEqual(plain.auth_attempts[-1][1:], ("relay", "relay-secret"))
         self.assertEqual(len(plain.messages), 1)
-        self.assertFalse(core.smtp_pass)
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT smtp_pass, smtp_invoicing_password_enc, smtp_invoicing_company_id, verification_state "
+            "FROM ir_mail_server WHERE id = %s",
+            [core.id],
+        )
+        self.assertEqual(self.env.cr.fetchone(), ("relay-secret", None, None, "draft"))

@@ -57,10 +57,10 @@ def check(srv, pki, protocol=None, password=PASSWORD, ca_pem=True, **options):
 
 
 def test_starttls_verify_succeeds_without_sending(pki):
-    """STARTTLS + one AUTH + MAIL FROM then RSET/QUIT succeeds and sends no message."""
+    """STARTTLS + one AUTH + MAIL FROM and RCPT TO the sender, then RSET/QUIT: succeeds and sends no message."""
     with server(pki) as srv:
         assert check(srv, pki) is None
-    assert srv.commands == ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RSET", "QUIT"]
+    assert srv.commands == ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RCPT", "RSET", "QUIT"]
     assert srv.auth_attempts == [("PLAIN", USER, PASSWORD)]
     assert srv.mail_from_commands == [SENDER]
     assert srv.messages == [] and srv.connections == 1
@@ -70,7 +70,7 @@ def test_implicit_tls_verify_succeeds(pki):
     """Implicit TLS (SMTPS) verifies with one AUTH and no message."""
     with server(pki, mode="ssl") as srv:
         assert check(srv, pki) is None
-    assert srv.commands == ["EHLO", "AUTH", "MAIL", "RSET", "QUIT"]
+    assert srv.commands == ["EHLO", "AUTH", "MAIL", "RCPT", "RSET", "QUIT"]
     assert len(srv.auth_attempts) == 1 and srv.messages == []
 
 

@@ -6,7 +6,10 @@ UPDATE ir_mail_server
        smtp_pass = NULL,
        verification_state = 'draft',
        verification_message = 'Neutralized database copy: enter the password again and verify before use.',
-       smtp_invoicing_verified_at = NULL
+       smtp_invoicing_verified_at = NULL,
+       smtp_invoicing_next_check_at = NULL,
+       smtp_invoicing_check_warning = NULL,
+       smtp_invoicing_lease_until = NULL
  WHERE smtp_invoicing_mailbox;
 
 UPDATE ir_config_parameter

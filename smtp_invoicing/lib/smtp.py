@@ -20,6 +20,7 @@ _logger = logging.getLogger(__name__)
 
 REASONS = (
     "dns",
+    "dns_unavailable",
     "refused",
     "timeout",
     "wrong_protocol",
@@ -36,6 +37,10 @@ REASONS = (
     "network",
     "protocol_error",
 )
+# Failures that a later attempt may cure without anybody changing a setting: a
+# re-check keeps the mailbox usable and a mail is retried. Every other reason
+# needs a person (password, certificate, sender, protocol).
+TEMPORARY_REASONS = frozenset({"dns_unavailable", "refused", "timeout", "temporary", "network"})
 PROTOCOLS = ("starttls", "ssl")
 # Preference order for password mechanisms; all of them only ever run inside TLS.
 _MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
@@ -178,7 +183,8 @@ def _auth_reason(code, text):
     return _reply_reason(code)
 
 
-def _mail_reason(code, text):
+def mail_reason(code, text):
+    """The SmtpCheckError reason of a refusal of the sender (MAIL FROM, RCPT at sender check, or after DATA)."""
     if 400 <= code < 500:
         return "temporary"
     if code == 550 and ("5.7.60" in text or "sendasdenied" in text.lower()):
@@ -186,6 +192,11 @@ def _mail_reason(code, text):
     if 500 <= code < 600:
         return "sender_refused"
     return "protocol_error"
+
+
+def is_temporary(reason):
+    """True when ``reason`` (a SmtpCheckError reason) may heal without anybody acting."""
+    return reason in TEMPORARY_REASONS
 
 
 def _classify(exc, stage, secrets=()):
@@ -205,7 +216,9 @@ def _classify(exc, stage, secrets=()):
     if isinstance(exc, ssl.SSLError):
         return SmtpCheckError("wrong_protocol", detail=detail)
     if isinstance(exc, socket.gaierror):
-        return SmtpCheckError("dns", detail=detail)
+        # EAI_AGAIN: the resolver did not answer, the name may well exist
+        reason = "dns_unavailable" if exc.errno == socket.EAI_AGAIN else "dns"
+        return SmtpCheckError(reason, detail=detail)
     if isinstance(exc, ConnectionRefusedError):
         return SmtpCheckError("refused", detail=detail)
     if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, TimeoutError):
@@ -348,8 +361,28 @@ def open_session(
     return connection
 
 
+def _envelope_command(connection, guard, password, command, *args):
+    """Run MAIL or RCPT; raise a SmtpCheckError unless the server answers 250."""
+    try:
+        code, resp = command(*args)
+    except Exception as exc:
+        error = _classify(exc, "mail", (password,))
+        if error is None:
+            raise
+        raise _expired_error(error, guard) from exc
+    if code not in (250, 251):
+        text = _scrub(_text(resp), (password,))
+        raise SmtpCheckError(mail_reason(code, text), code, text)
+
+
 def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, timeout=20.0, deadline=60.0):
-    """Check connection, TLS, login and that MAIL FROM:<sender_email> is accepted; never sends DATA."""
+    """Check connection, TLS, login and that the server lets the login send as ``sender_email``.
+
+    MAIL FROM:<sender> then RCPT TO:<sender>: servers that check sender ownership
+    at RCPT time (Postfix ``reject_sender_login_mismatch`` with its default
+    ``smtpd_delay_reject``) refuse it here rather than on the first invoice. The
+    transaction is reset (RSET) before DATA: nothing is ever sent.
+    """
     guard = _Deadline(deadline)
     try:
         connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, None)
@@ -360,16 +393,8 @@ def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, t
                     raise SmtpCheckError("sender_refused", detail="server does not support non-ASCII addresses")
                 connection.command_encoding = "utf-8"
                 options = ["SMTPUTF8"]
-            try:
-                code, resp = connection.mail(sender_email, options)
-            except Exception as exc:
-                error = _classify(exc, "mail", (password,))
-                if error is None:
-                    raise
-                raise _expired_error(error, guard) from exc
-            if code != 250:
-                text = _scrub(_text(resp), (password,))
-                raise SmtpCheckError(_mail_reason(code, text), code, text)
+            _envelope_command(connection, guard, password, connection.mail, sender_email, options)
+            _envelope_command(connection, guard, password, connection.rcpt, sender_email)
             # the check already succeeded; a failing goodbye does not change that
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 connection.rset()

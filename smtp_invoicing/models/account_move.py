@@ -5,10 +5,11 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
 
+from .mail_mail import RETRY_MINUTES
+
 _logger = logging.getLogger(__name__)
 
 REMINDER_BATCH_SIZE = 50
-RECIPIENT_FAILURES = ("mail_email_invalid", "mail_email_missing")
 
 
 class AccountMove(models.Model):
@@ -20,11 +21,27 @@ class AccountMove(models.Model):
     # waits a whole interval instead of being retried in a loop.
     smtp_invoicing_reminder_attempt_date = fields.Datetime(copy=False, readonly=True)
     smtp_invoicing_days_overdue = fields.Integer(string="Days Overdue", compute="_compute_smtp_invoicing_days_overdue")
+    smtp_invoicing_delivery_state = fields.Selection(
+        [("none", "Not Emailed"), ("queued", "Queued"), ("sent", "Delivered"), ("failed", "Not Delivered")],
+        string="Email Delivery",
+        copy=False,
+        readonly=True,
+        index=True,
+        help="Where the last email of this document sent from an own mailbox stands: queued, accepted by the "
+        "customer's server (Delivered), or not delivered. Documents sent through Odoo's other servers stay "
+        "empty.",
+    )
+    smtp_invoicing_delivered_at = fields.Datetime(
+        string="Delivered On",
+        copy=False,
+        readonly=True,
+        help="When the customer's server last accepted an email of this document from an own mailbox.",
+    )
     smtp_invoicing_mail_failure = fields.Text(
         string="Email Not Delivered",
         copy=False,
         readonly=True,
-        help="Why the last email of this document could not be delivered; empty once it is delivered.",
+        help="Why the last email of this document was not delivered (yet); empty once it is delivered.",
     )
 
     @api.depends("invoice_date_due")
@@ -174,51 +191,76 @@ class AccountMove(models.Model):
         return True
 
     # ------------------------------------------------------------------
-    # Delivery failures
+    # Delivery of the document's own mails
     # ------------------------------------------------------------------
 
-    def _smtp_invoicing_update_delivery(self):
-        """Show on each invoice why its last email failed, or clear it once delivered.
+    def _smtp_invoicing_set_delivery(self, state, failure=False, templates=None):
+        """Record where the document's last own-mailbox email stands.
 
-        Called by the mail queue after each attempt. Odoo marks an invoice sent
-        as soon as its mail is queued; here a mail that failed un-marks it
-        until a resend succeeds.
+        ``is_move_sent`` follows the mails of the sending templates (not the payment
+        reminder): true once one of them was accepted by the customer's server, false
+        while none ever was.
         """
-        mails = (
+        reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
+        sending = bool(templates and (templates - reminder))
+        now = fields.Datetime.now()
+        for move in self.sudo():
+            values = {"smtp_invoicing_delivery_state": state, "smtp_invoicing_mail_failure": failure or False}
+            if state == "sent":
+                values["smtp_invoicing_delivered_at"] = now
+            if sending:
+                values["is_move_sent"] = state == "sent" or bool(move.smtp_invoicing_delivered_at)
+            changed = {name: value for name, value in values.items() if move[name] != value}
+            if changed:
+                move.write(changed)
+
+    def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
+        """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""
+        self.ensure_one()
+        if outcome == "sent":
+            self._smtp_invoicing_set_delivery("sent", templates=template)
+            self._smtp_invoicing_cancel_older_copies(template, mail_id)
+        elif outcome == "retry":
+            self._smtp_invoicing_set_delivery(
+                "queued",
+                failure=_(
+                    "Not delivered yet: %(reason)s Next attempt in %(minutes)s minutes.",
+                    reason=reason or "",
+                    minutes=RETRY_MINUTES[min(retries, len(RETRY_MINUTES) - 1)],
+                ),
+                templates=template,
+            )
+        elif outcome == "exception":
+            self._smtp_invoicing_set_delivery(
+                "failed", failure=reason or _("The email could not be delivered."), templates=template
+            )
+
+    def _smtp_invoicing_cancel_older_copies(self, template, mail_id):
+        """The document was delivered: its older undelivered copies must never leave as duplicates."""
+        self.ensure_one()
+        older = (
             self.env["mail.mail"]
             .sudo()
             .search(
                 [
-                    ("model", "=", "account.move"),
-                    ("res_id", "in", self.ids),
-                    ("failure_type", "not in", RECIPIENT_FAILURES),
-                    "|",
-                    ("state", "=", "exception"),
-                    "&",
-                    ("state", "=", "outgoing"),
-                    ("smtp_invoicing_retry_count", ">", 0),
-                ],
-                order="id desc",
+                    ("model", "=", self._name),
+                    ("res_id", "=", self.id),
+                    ("smtp_invoicing_template_id", "=", template.id),
+                    ("state", "in", ("exception", "outgoing")),
+                    ("id", "<", mail_id),
+                ]
             )
         )
-        failures = {}
-        for mail in mails:
-            failures.setdefault(mail.res_id, mail.failure_reason or _("The email could not be delivered."))
-        for move in self.sudo():
-            failure = failures.get(move.id, False)
-            if failure == (move.smtp_invoicing_mail_failure or False):
-                continue
-            values = {"smtp_invoicing_mail_failure": failure}
-            if failure:
-                values["is_move_sent"] = False
-            elif move.smtp_invoicing_mail_failure:
-                values["is_move_sent"] = True
-            move.write(values)
-
-    def message_post(self, **kwargs):
-        """Use the mailbox resolved by Send & Print for this move's company (see account.move.send)."""
-        server_id = self.env.context.get("smtp_invoicing_mail_server_id")
-        if server_id is not None:
-            kwargs["mail_server_id"] = server_id or False
-            self = self.with_context(smtp_invoicing_mail_server_id=None)
-        return super().message_post(**kwargs)
+        if not older:
+            return
+        older.cancel()
+        self.env["mail.notification"].sudo().search(
+            [("mail_mail_id", "in", older.ids), ("notification_status", "not in", ("sent", "canceled"))]
+        ).write({"notification_status": "canceled"})
+        self._message_log(
+            body=_(
+                "%(count)s earlier copy(ies) of this email that had not been delivered were cancelled: "
+                "the document was delivered on a later attempt.",
+                count=len(older),
+            )
+        )

@@ -2,65 +2,48 @@ from collections import defaultdict
 
 from odoo import api, models
 
+from .mail_mail import chosen_mailboxes
+
 
 class AccountMoveSend(models.AbstractModel):
     _inherit = "account.move.send"
 
     @api.model
-    def _smtp_invoicing_mail_servers(self, moves_data):
-        """Return {move: ir.mail_server} for the moves sent by email: one query per template."""
+    def _smtp_invoicing_moves_per_template(self, moves_data):
+        """Return {mail.template: [move ids]} of the moves sent by email."""
         moves_per_template = defaultdict(list)
         for move, move_data in moves_data.items():
-            template = move_data.get("mail_template")
-            if template and "email" in (move_data.get("sending_methods") or ()):
-                moves_per_template[template].append(move)
-        servers = {}
-        for template, moves in moves_per_template.items():
-            template_servers = template._smtp_invoicing_record_mail_servers([move.id for move in moves])
-            servers.update({move: template_servers[move.id] for move in moves})
-        return servers
+            if "email" not in (move_data.get("sending_methods") or ()):
+                continue
+            template = move_data.get("mail_template") or self._get_default_mail_template_id(move)
+            if template:
+                moves_per_template[template].append(move.id)
+        return moves_per_template
 
     @api.model
-    def _smtp_invoicing_check_mailboxes(self, moves, from_cron=False, **custom_settings):
-        """Raise before any document is generated when a chosen mailbox cannot send."""
-        moves_data = {
-            move: self._get_default_sending_settings(move, from_cron=from_cron, **custom_settings) for move in moves
-        }
-        servers = self._smtp_invoicing_mail_servers(moves_data).values()
-        self.env["ir.mail_server"].sudo().union(*servers)._smtp_invoicing_check_ready()
+    def _get_alerts(self, moves, moves_data):
+        """A blocking alert when the mailbox chosen for these invoices cannot send now.
 
-    @api.model
-    def _generate_and_send_invoices(
-        self, moves, from_cron=False, allow_raising=True, allow_fallback_pdf=False, **custom_settings
-    ):
-        """Tell the user, before sending, that a chosen mailbox is not verified (Send & Print)."""
-        if not from_cron and allow_raising:
-            self._smtp_invoicing_check_mailboxes(moves, **custom_settings)
-        return super()._generate_and_send_invoices(
-            moves,
-            from_cron=from_cron,
-            allow_raising=allow_raising,
-            allow_fallback_pdf=allow_fallback_pdf,
-            **custom_settings,
-        )
+        Core's wizards show it before sending and raise it on *Send* (danger level),
+        so nothing is generated or sent. Switched off, no mailbox is chosen: no alert.
+        """
+        alerts = super()._get_alerts(moves, moves_data)
+        servers = self.env["ir.mail_server"].sudo()
+        for template, move_ids in self._smtp_invoicing_moves_per_template(moves_data).items():
+            servers |= servers.union(*template._smtp_invoicing_record_mail_servers(move_ids).values())
+        message = servers._smtp_invoicing_not_ready_message()
+        if message:
+            alerts["smtp_invoicing_mailbox_not_ready"] = {"level": "danger", "message": message}
+        return alerts
 
     @api.model
     def _send_mails(self, moves_data):
-        """Resolve the mailbox of every move at once, by template and company."""
-        for move, server in self._smtp_invoicing_mail_servers(moves_data).items():
-            moves_data[move]["smtp_invoicing_mail_server"] = server
-        return super()._send_mails(moves_data)
+        """Each invoice's mail leaves from the mailbox its template chose for the invoice's company.
 
-    @api.model
-    def _get_mail_params(self, move, move_data):
-        params = super()._get_mail_params(move, move_data)
-        if params and "smtp_invoicing_mail_server" in move_data:
-            params["smtp_invoicing_mail_server_id"] = move_data["smtp_invoicing_mail_server"].id
-        return params
-
-    @api.model
-    def _send_mail(self, move, mail_template, **kwargs):
-        """Core posts with the template's server; the move's company mailbox replaces it."""
-        if "smtp_invoicing_mail_server_id" in kwargs:
-            move = move.with_context(smtp_invoicing_mail_server_id=kwargs.pop("smtp_invoicing_mail_server_id"))
-        return super()._send_mail(move, mail_template, **kwargs)
+        Resolved once per template for the whole batch; core's ``_send_mail`` posts as usual.
+        """
+        choices = {}
+        for template, move_ids in self._smtp_invoicing_moves_per_template(moves_data).items():
+            choices.update(template._smtp_invoicing_choices(move_ids))
+        with chosen_mailboxes(choices):
+            return super()._send_mails(moves_data)

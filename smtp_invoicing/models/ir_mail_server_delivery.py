@@ -1,29 +1,42 @@
 import contextvars
+import dataclasses
 import logging
 import smtplib
+import ssl
 
 from odoo import _, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import email_normalize, formataddr
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from ..lib import smtp, validation
+
 _logger = logging.getLogger(__name__)
 
-# Set by send_email() when an own mailbox's server refused one mail for a
-# temporary reason; read by mail.mail right after, in the same thread, to put
-# that mail back in the queue instead of leaving it in exception.
-TEMPORARY_REFUSAL = contextvars.ContextVar("smtp_invoicing_temporary_refusal", default=False)
 
-# Failures a later attempt may cure: the mailbox stays verified and the mail
-# queue retries its mails. Any other failure means the setting itself is wrong.
-TEMPORARY_REASONS = {"temporary", "network", "timeout", "refused"}
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why an own mailbox's server did not take one mail: read by ``mail.mail`` right after."""
+
+    temporary: bool
+    reason: str
+
+
+# Set by send_email() when an own mailbox's server did not take one mail; read by
+# mail.mail._postprocess_sent_message() right after, in the same thread, to retry
+# or hold that mail instead of leaving it in exception.
+REFUSAL = contextvars.ContextVar("smtp_invoicing_refusal", default=None)
+
+# The connection broke while a mail was on its way: nothing was accepted (no 250
+# after DATA), so the mail is sent again later (RFC 5321 §4.1.1.4 and §6.1).
+_BROKEN_CONNECTION = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, ssl.SSLError)
 
 
 class IrMailServer(models.Model):
-    """Delivery side of own mailboxes: refuse unverified ones, record failures, resend."""
+    """Sending through own mailboxes: verified TLS, the mailbox's identity, truthful outcomes."""
 
-    _name = "ir.mail_server"
-    _inherit = ["ir.mail_server", "mail.activity.mixin"]
+    _inherit = "ir.mail_server"
 
     smtp_invoicing_failed_mail_count = fields.Integer(
         string="Failed Mails", compute="_compute_smtp_invoicing_failed_mail_count"
@@ -41,6 +54,100 @@ class IrMailServer(models.Model):
         for server in self:
             server.smtp_invoicing_failed_mail_count = counts.get(server.id, 0)
 
+    def connect(
+        self,
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        encryption=None,
+        smtp_from=None,
+        ssl_certificate=None,
+        ssl_private_key=None,
+        smtp_debug=False,
+        mail_server_id=None,
+        allow_archived=False,
+    ):
+        """Own mailboxes connect with verified TLS and their sender identity; others as core does.
+
+        Called by ``mail.mail.send()`` once per batch and by ``send_email()``.
+        """
+        mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
+        if mailbox.smtp_invoicing_mailbox:
+            if not allow_archived and not mailbox.active:
+                raise UserError(_('The server "%s" cannot be used because it is archived.', mailbox.display_name))
+            return mailbox._smtp_invoicing_connect()
+        return super().connect(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            encryption=encryption,
+            smtp_from=smtp_from,
+            ssl_certificate=ssl_certificate,
+            ssl_private_key=ssl_private_key,
+            smtp_debug=smtp_debug,
+            mail_server_id=mail_server_id,
+            allow_archived=allow_archived,
+        )
+
+    def _smtp_invoicing_connect(self):
+        """Open an authenticated, verified session sending as the mailbox's identity.
+
+        A failure a person must fix (password, certificate, lost key) marks the mailbox
+        Failed at once, so that its mails wait instead of failing one after the other.
+        """
+        self.ensure_one()
+        self._smtp_invoicing_check_ready()
+        try:
+            credentials = self._smtp_invoicing_credentials()
+        except UserError as error:
+            self._smtp_invoicing_mark_failed(error.args[0])
+            raise
+        timeout, deadline = self._smtp_invoicing_timeouts()
+        try:
+            connection = smtp.open_session(
+                self.smtp_host,
+                self.smtp_port,
+                self.smtp_encryption,
+                credentials["user"],
+                credentials["password"],
+                ca_pem=self.smtp_invoicing_ca_cert or None,
+                timeout=timeout,
+                deadline=deadline,
+            )
+        except smtp.SmtpCheckError as error:
+            message = self._smtp_invoicing_reason_message(error)
+            if smtp.is_temporary(error.reason):
+                _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
+            else:
+                self._smtp_invoicing_mark_failed(message)
+            raise UserError(message) from None
+        sender = email_normalize(self.sender_email)
+        connection.smtp_invoicing_mailbox = True  # read by _prepare_email_message()
+        # Core's _prepare_email_message() puts smtp_from in the From header and
+        # its address in MAIL FROM: the mailbox's identity, never spoofed.
+        connection.from_filter = sender
+        # one_line(): a name written behind the constraint's back must not add headers
+        connection.smtp_from = formataddr((validation.one_line(self.sender_name), sender))
+        return connection
+
+    def _prepare_email_message(self, message, smtp_session):
+        """Own mailboxes only send single-line headers; called by ``send_email()``.
+
+        Python's email package decodes RFC 2047 words when a header is set and may
+        write the decoded CR/LF back verbatim: a Subject "=?utf-8?q?=0D=0ABcc:...?="
+        would add a header. Values are flattened to one line before sending.
+        """
+        if getattr(smtp_session, "smtp_invoicing_mailbox", False):
+            for name in set(message.keys()):
+                values = [str(value) for value in message.get_all(name)]
+                if any(validation.one_line(value) != value for value in values):
+                    del message[name]
+                    for value in values:
+                        message[name] = validation.one_line(value)
+        return super()._prepare_email_message(message, smtp_session)
+
     def send_email(
         self,
         message,
@@ -55,10 +162,13 @@ class IrMailServer(models.Model):
         smtp_debug=False,
         smtp_session=None,
     ):
-        """Own mailboxes: a mail refused by the server fails with a reason an accountant understands.
+        """Own mailboxes: a mail the server did not take fails with a reason an accountant understands.
 
-        Called by ``mail.mail._send()`` for each mail; core's message is the
-        raw SMTP exception. A 4xx refusal is flagged for a retry by the queue.
+        Called by ``mail.mail._send()`` for each mail. Core's message is the raw SMTP
+        exception, and a connection dropped during DATA escapes as
+        ``SMTPServerDisconnected``, which leaves core's placeholder reason on the mail;
+        here both become a ``MailDeliveryException`` with a readable reason, and
+        ``REFUSAL`` tells the queue whether to retry.
         """
         kwargs = {
             "mail_server_id": mail_server_id,
@@ -72,7 +182,7 @@ class IrMailServer(models.Model):
             "smtp_debug": smtp_debug,
             "smtp_session": smtp_session,
         }
-        TEMPORARY_REFUSAL.set(False)
+        REFUSAL.set(None)
         mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
         if not mailbox.smtp_invoicing_mailbox:
             return super().send_email(message, **kwargs)
@@ -80,14 +190,24 @@ class IrMailServer(models.Model):
             return super().send_email(message, **kwargs)
         except MailDeliveryException as error:
             refusal = mailbox._smtp_invoicing_refusal(error.__context__)
-            if not refusal:
+            if refusal is None:
                 raise
-            temporary, reason = refusal
-            TEMPORARY_REFUSAL.set(temporary)
-            raise MailDeliveryException(reason) from None
+            REFUSAL.set(refusal)
+            raise MailDeliveryException(refusal.reason) from None
+        except _BROKEN_CONNECTION:
+            refusal = Refusal(
+                temporary=True,
+                reason=_(
+                    "The connection to the server of “%(name)s” broke before it accepted this mail; "
+                    "Odoo sends it again in a few minutes.",
+                    name=mailbox.name,
+                ),
+            )
+            REFUSAL.set(refusal)
+            raise MailDeliveryException(refusal.reason) from None
 
     def _smtp_invoicing_refusal(self, cause):
-        """Return (temporary, human reason) for an SMTP refusal of one mail, or None."""
+        """Return the Refusal of an SMTP reply that refused one mail, or None."""
         self.ensure_one()
         if isinstance(cause, smtplib.SMTPRecipientsRefused):
             replies = list(cause.recipients.values()) or [(550, b"")]
@@ -96,51 +216,64 @@ class IrMailServer(models.Model):
         elif isinstance(cause, smtplib.SMTPResponseException):
             code, text = cause.smtp_code, cause.smtp_error
             temporary = 400 <= code < 500
+        elif isinstance(cause, _BROKEN_CONNECTION):
+            return Refusal(
+                temporary=True,
+                reason=_(
+                    "The connection to the server of “%(name)s” broke before it accepted this mail; "
+                    "Odoo sends it again in a few minutes.",
+                    name=self.name,
+                ),
+            )
         else:
             return None
-        detail = f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        detail = f"{code} {text}"
         if temporary:
-            return True, _(
-                "The server of “%(name)s” refused this mail for now; Odoo sends it again in a few minutes. "
-                "(%(detail)s)",
-                name=self.name,
-                detail=detail,
+            return Refusal(
+                True,
+                _(
+                    "The server of “%(name)s” refused this mail for now; Odoo sends it again in a few minutes. "
+                    "(%(detail)s)",
+                    name=self.name,
+                    detail=detail,
+                ),
             )
         if isinstance(cause, smtplib.SMTPRecipientsRefused):
-            return False, _(
-                "The server of “%(name)s” refused the recipient address: check the customer's email. (%(detail)s)",
+            return Refusal(
+                False,
+                _(
+                    "The server of “%(name)s” refused the recipient address: check the customer's email. (%(detail)s)",
+                    name=self.name,
+                    detail=detail,
+                ),
+            )
+        reason = smtp.mail_reason(code, text)
+        if isinstance(cause, smtplib.SMTPSenderRefused) or reason == "send_as_denied":
+            # the mailbox itself may not send as its sender: every mail would fail the same way
+            message = self._smtp_invoicing_reason_message(smtp.SmtpCheckError(reason, code, text))
+            self._smtp_invoicing_mark_failed(message)
+            return Refusal(False, message)
+        return Refusal(
+            False,
+            _(
+                "The server of “%(name)s” refused this mail. (%(detail)s)",
                 name=self.name,
                 detail=detail,
-            )
-        if isinstance(cause, smtplib.SMTPSenderRefused):
-            return False, _(
-                "The server of “%(name)s” refused to send as %(email)s: the sender email must belong to the "
-                "mailbox. (%(detail)s)",
-                name=self.name,
-                email=self.sender_email,
-                detail=detail,
-            )
-        return False, _(
-            "The server of “%(name)s” refused this mail. (%(detail)s)",
-            name=self.name,
-            detail=detail,
+            ),
         )
 
     def _smtp_invoicing_state_label(self):
         self.ensure_one()
         return dict(self._fields["verification_state"]._description_selection(self.env))[self.verification_state]
 
-    def _smtp_invoicing_check_ready(self):
-        """Raise a UserError naming every own mailbox of self that cannot send now.
-
-        Called before anything is sent (Send & Print, reminders, composer), so
-        that a mail never silently leaves through another server or fails later.
-        """
+    def _smtp_invoicing_not_ready_message(self):
+        """Why the own mailboxes of self cannot send now, or False when they all can."""
         not_ready = self.sudo().filtered(
             lambda server: server.smtp_invoicing_mailbox and server.verification_state != "verified"
         )
         if not not_ready:
-            return
+            return False
         lines = [
             self.env._(
                 "“%(name)s” is %(state)s: %(reason)s",
@@ -150,30 +283,25 @@ class IrMailServer(models.Model):
             )
             for server in not_ready
         ]
-        raise UserError(
-            _(
-                "Nothing was sent: the mailbox chosen for these mails cannot send right now.\n%(lines)s\n"
-                "A Settings administrator must correct it in Invoicing › Configuration › Own Mailboxes and "
-                "click “Verify settings”.",
-                lines="\n".join(lines),
-            )
+        return _(
+            "Nothing was sent: the mailbox chosen for these mails cannot send right now.\n%(lines)s\n"
+            "A Settings administrator must correct it in Invoicing › Configuration › Own Mailboxes and "
+            "click “Verify settings”.",
+            lines="\n".join(lines),
         )
 
-    def _smtp_invoicing_connect_failed(self, error):
-        """Record a failed delivery connection (called by the mail queue through ``connect()``).
+    def _smtp_invoicing_check_ready(self):
+        """Raise a UserError naming every own mailbox of self that cannot send now.
 
-        A temporary failure leaves the mailbox verified, so its mails are
-        retried; any other marks it failed and asks administrators to fix it.
+        Called before anything is sent (composer, reminders) and when connecting, so
+        that a mail never silently leaves through another server or fails later.
         """
-        self.ensure_one()
-        if error.reason in TEMPORARY_REASONS:
-            _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
-            return
-        message = self._smtp_invoicing_reason_message(error)
-        self._smtp_invoicing_set_state("failed", message)
-        self._smtp_invoicing_notify_admins(message)
+        message = self._smtp_invoicing_not_ready_message()
+        if message:
+            raise UserError(message)
 
     def _smtp_invoicing_notify_admins(self, message):
+        """Give each Settings administrator of the mailbox's company an activity to fix it (once)."""
         self.ensure_one()
         admins = (
             self.env.ref("base.group_system")
@@ -194,8 +322,8 @@ class IrMailServer(models.Model):
                 activity_type_id=self._smtp_invoicing_activity_type().id,
                 summary=_("Mailbox can no longer send: fix and verify it"),
                 note=_(
-                    "%(message)s Failed mails wait in the queue: once the mailbox is verified again, click "
-                    "“Resend failed mails”.",
+                    "%(message)s Its mails wait in the queue and leave by themselves once the mailbox is "
+                    "verified again.",
                     message=message,
                 ),
                 user_id=admin.id,
@@ -203,6 +331,19 @@ class IrMailServer(models.Model):
 
     def _smtp_invoicing_activity_type(self):
         return self.env.ref("mail.mail_activity_data_todo")
+
+    def _smtp_invoicing_release_held_mails(self):
+        """The mailbox is verified again: its waiting mails leave now, and its fix-it activities are done."""
+        self.activity_ids.filtered(
+            lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type()
+        ).action_feedback(feedback=_("Mailbox verified again."))
+        waiting = (
+            self.env["mail.mail"]
+            .sudo()
+            .search_count([("mail_server_id", "in", self.ids), ("state", "=", "outgoing")], limit=1)
+        )
+        if waiting:
+            self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
 
     def action_smtp_invoicing_resend_failed(self):
         """Put back in the queue every failed mail of these verified mailboxes (form button)."""
@@ -220,9 +361,6 @@ class IrMailServer(models.Model):
         )
         mails.write({"smtp_invoicing_retry_count": 0})
         mails.mark_outgoing()
-        self.activity_ids.filtered(
-            lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type()
-        ).action_feedback(feedback=_("Mailbox verified again; failed mails resent."))
         for server in self:
             server._message_log(body=_("%(count)s failed mail(s) put back in the queue.", count=len(mails)))
         self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
@@ -234,4 +372,17 @@ class IrMailServer(models.Model):
                 "message": _("%(count)s failed mail(s) will be sent again in a few moments.", count=len(mails)),
                 "next": {"type": "ir.actions.act_window_close"},
             },
+        }
+
+    def action_smtp_invoicing_send_test_email(self):
+        """Open the test email dialog of this mailbox (form button)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Send a test email"),
+            "res_model": "smtp_invoicing.test.email",
+            "view_mode": "form",
+            "views": [(False, "form")],
+            "target": "new",
+            "context": {"default_mail_server_id": self.id},
         }

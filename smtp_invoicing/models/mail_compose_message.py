@@ -1,42 +1,45 @@
 from odoo import models
 
+from .mail_mail import chosen_mailboxes
+
 
 class MailComposeMessage(models.TransientModel):
     _inherit = "mail.compose.message"
 
-    def _prepare_mail_values(self, res_ids):
-        """Send each record through its company's mailbox for the composer's template.
-
-        Core gives every record the composer's single server, copied from the
-        template. When the user kept that server, the per-company choice of
-        the template replaces it, record by record (one query per batch).
-        """
-        results = super()._prepare_mail_values(res_ids)
-        template = self.template_id
-        if template and self.model and template.model == self.model and self.mail_server_id == template.mail_server_id:
-            servers = template._smtp_invoicing_record_mail_servers(list(results))
-            for res_id, values in results.items():
-                values["mail_server_id"] = servers[res_id].id
-        return results
-
     def _action_send_mail(self, auto_commit=False):
-        """Refuse to send through a mailbox that is not verified; count payment reminders."""
+        """Send each record through the mailbox its template chose; refuse one that cannot send.
+
+        Called by the composer's Send button and by ``message_post_with_source`` (automatic
+        reminders). When the user kept the template's server, each record's mail leaves
+        from the mailbox the template chose for its company (``chosen_mailboxes``). A
+        server typed by the user is not a choice of the template: only a Settings
+        administrator's reaches an own mailbox (see ``mail.mail.create``).
+        """
+        choices = {}
         for wizard in self:
-            if wizard.model and wizard.template_id and wizard.composition_mode in ("comment", "mass_mail"):
-                wizard._smtp_invoicing_check_mailboxes()
-        result = super()._action_send_mail(auto_commit=auto_commit)
+            template = wizard.template_id
+            if (
+                wizard.model
+                and template
+                and template.model == wizard.model
+                and wizard.composition_mode
+                in (
+                    "comment",
+                    "mass_mail",
+                )
+            ):
+                if wizard.mail_server_id == template.mail_server_id:
+                    res_ids = wizard._evaluate_res_ids()
+                    wizard_choices = template._smtp_invoicing_choices(res_ids)
+                    server_ids = {server_id for server_id, _template in wizard_choices.values() if server_id}
+                    servers = self.env["ir.mail_server"].sudo().browse(list(server_ids))
+                    servers._smtp_invoicing_check_ready()
+                    choices.update(wizard_choices)
+        with chosen_mailboxes(choices):
+            result = super()._action_send_mail(auto_commit=auto_commit)
         reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
         for wizard in self:
             if reminder and wizard.model == "account.move" and wizard.template_id == reminder:
                 moves = self.env["account.move"].browse(wizard._evaluate_res_ids())
                 moves._smtp_invoicing_mark_reminded()
         return result
-
-    def _smtp_invoicing_check_mailboxes(self):
-        self.ensure_one()
-        if self.mail_server_id != self.template_id.mail_server_id:
-            servers = self.mail_server_id.sudo()
-        else:
-            servers = self.template_id._smtp_invoicing_record_mail_servers(self._evaluate_res_ids()).values()
-            servers = self.env["ir.mail_server"].sudo().union(*servers)
-        servers._smtp_invoicing_check_ready()

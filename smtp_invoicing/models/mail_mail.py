@@ -1,54 +1,168 @@
+import contextlib
+import contextvars
 import logging
 import smtplib
 from datetime import timedelta
 
-from odoo import fields, models
+from odoo import _, api, fields, models
 
-from .ir_mail_server_delivery import TEMPORARY_REFUSAL
+from .ir_mail_server_delivery import REFUSAL
 
-# A mail refused for a temporary reason (4xx, server unreachable) is retried
-# this many times, a little later each time, before it stays in exception.
-MAX_RETRIES = 5
-RETRY_MINUTES = 5
+# A mail refused for a temporary reason (4xx, connection dropped, server
+# unreachable) is retried after these many minutes, one value per attempt; then
+# it stays in exception.
+RETRY_MINUTES = (5, 15, 60, 240, 720)
+MAX_RETRIES = len(RETRY_MINUTES)
+
+# Set by the module's own sending paths (Send & Print, the composer with a
+# template, template.send_mail, automatic reminders) for the duration of the call:
+# {(model, res_id): (mailbox id or False, template id)}, resolved on the server side
+# from the template and the record's company. A context key could be forged by
+# any RPC caller; a context variable cannot.
+_CHOSEN = contextvars.ContextVar("smtp_invoicing_chosen_mailboxes", default=None)
 
 _logger = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def chosen_mailboxes(choices):
+    """Let the mails created inside leave from the mailboxes their template chose (see _CHOSEN)."""
+    if not choices:
+        yield
+        return
+    outer = _CHOSEN.get() or {}
+    token = _CHOSEN.set({**outer, **choices})
+    try:
+        yield
+    finally:
+        _CHOSEN.reset(token)
+
+
 class MailMail(models.Model):
+    """Mails of own mailboxes: only those their template chose, delivered or visibly not.
+
+    Every override here first keeps to the mails of own mailboxes; other mails go
+    through core untouched.
+    """
+
     _inherit = "mail.mail"
 
     smtp_invoicing_retry_count = fields.Integer(string="Delivery Retries", copy=False, readonly=True)
+    smtp_invoicing_mailbox_id = fields.Many2one(
+        "ir.mail_server",
+        string="Allowed Mailbox",
+        copy=False,
+        readonly=True,
+        help="The own mailbox this mail was allowed to leave from, decided when it was created.",
+    )
+    smtp_invoicing_template_id = fields.Many2one(
+        "mail.template",
+        string="Document Template",
+        copy=False,
+        readonly=True,
+        index="btree_not_null",
+        help="Set on the mails that carry a document to its recipients through an own mailbox: "
+        "the document's delivery state follows them.",
+    )
+
+    # ------------------------------------------------------------------
+    # Which mails may leave from an own mailbox
+    # ------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Give each new mail the mailbox its template chose, and no other.
+
+        A mail created by the module's sending paths gets the mailbox resolved for its
+        record (``chosen_mailboxes``). Any other mail that names an own mailbox (a
+        ``mail_server_id`` passed by a caller) keeps it only when a Settings
+        administrator asked for it; else it goes through Odoo's default routing, and
+        the attempt is logged.
+        """
+        mails = super().create(vals_list)
+        chosen = _CHOSEN.get()
+        candidates = mails if chosen else mails.filtered("mail_server_id")
+        if candidates:
+            candidates.sudo()._smtp_invoicing_assign_mailboxes(chosen or {})
+        return mails
+
+    def _smtp_invoicing_assign_mailboxes(self, chosen):
+        queued = {}
+        for mail in self:
+            choice = chosen.get((mail.model, mail.res_id))
+            server = mail.mail_server_id
+            if choice is not None:
+                server_id, template_id = choice
+                if server_id:
+                    values = {"mail_server_id": server_id, "smtp_invoicing_mailbox_id": server_id}
+                    if mail._smtp_invoicing_carries_document():
+                        values["smtp_invoicing_template_id"] = template_id
+                        queued.setdefault(mail.model, set()).add(mail.res_id)
+                    mail.write(values)
+                elif server.smtp_invoicing_mailbox:
+                    mail.mail_server_id = False
+            elif server.smtp_invoicing_mailbox:
+                if server._smtp_invoicing_is_enabled() and (
+                    self.env.user._is_superuser() or self.env.user._is_system()
+                ):
+                    mail.smtp_invoicing_mailbox_id = server
+                else:
+                    _logger.warning(
+                        "Mail %s: mail server %s is an own mailbox its template did not choose (asked by user %s); "
+                        "sent through the default routing instead",
+                        mail.id,
+                        server.id,
+                        self.env.uid,
+                    )
+                    mail.mail_server_id = False
+        for model, res_ids in queued.items():
+            if model == "account.move":
+                moves = self.env["account.move"].browse(res_ids)
+                moves._smtp_invoicing_set_delivery("queued", templates=self.smtp_invoicing_template_id)
+
+    def _smtp_invoicing_carries_document(self):
+        """True for the mail to the document's own recipients, not its followers' copies."""
+        self.ensure_one()
+        addressed = self.mail_message_id.partner_ids
+        return not addressed or bool(self.recipient_ids & addressed) or bool(self.email_to)
+
+    # ------------------------------------------------------------------
+    # Sending
+    # ------------------------------------------------------------------
 
     def _split_by_mail_configuration(self):
-        """Keep own mailboxes to the mails they were chosen for.
+        """Keep own mailboxes to the mails they were allowed for, and hold those they cannot send now.
 
-        Core sends a mail through whatever server its template forced. A mail
-        of another company's record, or sent while the feature is switched
-        off, goes back to Odoo's default routing instead of leaving from a
-        mailbox that was not chosen for it.
+        Called by ``send()``. A mail whose own mailbox was not allowed at creation, or
+        is switched off, or belongs to another company, goes back to Odoo's default
+        routing. A mail whose mailbox is not verified right now (pending, failed, key
+        lost) stays in the queue, untouched, until the mailbox is verified again.
         """
         # sudo: routing is decided for the queue, whatever user triggers it
         mails = self.sudo()
-        mailboxes = mails.mail_server_id.filtered("smtp_invoicing_mailbox")
-        if mailboxes:
-            refused = mails.filtered(
+        own = mails.filtered(lambda mail: mail.mail_server_id.smtp_invoicing_mailbox)
+        held = mails.browse()
+        if own:
+            rerouted = own.filtered(
                 lambda mail: (
-                    mail.mail_server_id in mailboxes
-                    and not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
+                    mail.smtp_invoicing_mailbox_id != mail.mail_server_id
+                    or not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
                 )
             )
-            if refused:
-                refused.write({"mail_server_id": False})
-        return super()._split_by_mail_configuration()
+            if rerouted:
+                rerouted.write({"mail_server_id": False})
+            held = (own - rerouted).filtered(lambda mail: mail.mail_server_id.verification_state != "verified")
+            if held:
+                held._smtp_invoicing_hold()
+        return super(MailMail, self - held)._split_by_mail_configuration()
 
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
         """One own mailbox whose connection breaks must not stop the queue for the others.
 
-        When a server resets the connection (e.g. during DATA), core marks that mail
-        failed, then its closing ``quit()`` raises ``SMTPServerDisconnected`` out of
-        ``send()``: the queue run ends there, every run, before the next servers'
-        batches. Mails of own mailboxes are sent after the others, one mailbox at a
-        time. Called by the mail queue cron and by direct sends.
+        When a server drops the connection (e.g. during DATA), core's closing ``quit()``
+        raises ``SMTPServerDisconnected`` out of ``send()``: the queue run would end
+        there, before the next servers' batches. Mails of own mailboxes are sent after
+        the others, one mailbox at a time. Called by the mail queue cron and by direct sends.
         """
         if raise_exception:
             return super().send(
@@ -60,57 +174,102 @@ class MailMail(models.Model):
             server = mail.sudo().mail_server_id
             if server.smtp_invoicing_mailbox:
                 by_mailbox.setdefault(server, []).append(mail.id)
+        if not by_mailbox:
+            return super().send(auto_commit=auto_commit, post_send_callback=post_send_callback)
         others = self - self.browse([mail_id for ids in by_mailbox.values() for mail_id in ids])
-        super(MailMail, others).send(auto_commit=auto_commit, post_send_callback=post_send_callback)
+        if others:
+            super(MailMail, others).send(auto_commit=auto_commit, post_send_callback=post_send_callback)
         for server, mail_ids in by_mailbox.items():
             try:
                 super(MailMail, self.browse(mail_ids)).send(
                     auto_commit=auto_commit, post_send_callback=post_send_callback
                 )
             except smtplib.SMTPServerDisconnected:
-                _logger.warning(
-                    "Mail server %s disconnected while sending; its failed mails keep their status", server.id
-                )
+                _logger.info("Mail server %s disconnected while closing; its mails keep their status", server.id)
         return True
 
     def _postprocess_sent_message(self, success_pids, failure_reason=False, failure_type=None):
-        """Retry temporary failures of own mailboxes; show delivery failures on invoices.
+        """Own mailboxes: retry what may heal, hold what waits for the mailbox, and show the
+        outcome on the documents the mails carried.
 
-        Called by ``send()`` after each attempt. A connection failure of an own
-        mailbox that is still verified was temporary (the mailbox would be
-        marked failed otherwise), and so is a 4xx refusal of the mail itself:
-        the mail goes back to the queue, later.
+        Called by ``send()`` after each attempt, and for a whole batch when the
+        connection could not be opened.
         """
+        refusal = REFUSAL.get()
+        REFUSAL.set(None)
         mails = self.sudo()
-        retry = mails.browse()
-        temporary = failure_type == "mail_smtp" or (failure_type and TEMPORARY_REFUSAL.get())
-        TEMPORARY_REFUSAL.set(False)
-        if temporary:
-            retry = mails.filtered(
-                lambda mail: (
-                    mail.state == "exception"
-                    and mail.mail_server_id.smtp_invoicing_mailbox
-                    and mail.mail_server_id.verification_state == "verified"
-                    and mail.smtp_invoicing_retry_count < MAX_RETRIES
-                )
+        own = mails.filtered(lambda mail: mail.mail_server_id.smtp_invoicing_mailbox)
+        if not own:
+            return super()._postprocess_sent_message(
+                success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
             )
-        moves = mails._smtp_invoicing_moves()
+        failed = own.filtered(lambda mail: mail.state == "exception")
+        held = failed.filtered(lambda mail: mail.mail_server_id.verification_state != "verified")
+        temporary = failure_type == "mail_smtp" or bool(refusal and refusal.temporary)
+        retry = (failed - held).filtered(lambda mail: temporary and mail.smtp_invoicing_retry_count < MAX_RETRIES)
+        documents = own.filtered("smtp_invoicing_template_id")
+        outcomes = [
+            (
+                mail.model,
+                mail.res_id,
+                mail.smtp_invoicing_template_id,
+                mail.id,
+                "held" if mail in held else "retry" if mail in retry else mail.state,
+                mail.failure_reason,
+                mail.smtp_invoicing_retry_count,
+            )
+            for mail in documents
+        ]
         result = super()._postprocess_sent_message(
             success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
-        for mail in retry.exists():
-            mail.write(
-                {
-                    "state": "outgoing",
-                    "smtp_invoicing_retry_count": mail.smtp_invoicing_retry_count + 1,
-                    "scheduled_date": fields.Datetime.now()
-                    + timedelta(minutes=RETRY_MINUTES * (mail.smtp_invoicing_retry_count + 1)),
-                }
-            )
-        if moves:
-            moves._smtp_invoicing_update_delivery()
+        if held:
+            held._smtp_invoicing_hold()
+        for mail in retry:
+            mail._smtp_invoicing_schedule_retry()
+        for model, res_id, template, mail_id, outcome, reason, retries in outcomes:
+            if model == "account.move":
+                self.env["account.move"].browse(res_id)._smtp_invoicing_record_outcome(
+                    template, mail_id, outcome, reason, retries
+                )
         return result
 
-    def _smtp_invoicing_moves(self):
-        move_ids = {mail.res_id for mail in self if mail.model == "account.move" and mail.res_id}
-        return self.env["account.move"].sudo().browse(move_ids)
+    def _smtp_invoicing_schedule_retry(self):
+        """Back to the queue for a later attempt, and wake the queue up for that time."""
+        self.ensure_one()
+        when = fields.Datetime.now() + timedelta(minutes=RETRY_MINUTES[self.smtp_invoicing_retry_count])
+        self.write(
+            {
+                "state": "outgoing",
+                "smtp_invoicing_retry_count": self.smtp_invoicing_retry_count + 1,
+                "scheduled_date": when,
+            }
+        )
+        self._smtp_invoicing_notifications_pending()
+        self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(at=when)
+
+    def _smtp_invoicing_hold(self):
+        """Leave these mails in the queue, untouched, until their mailbox is verified again."""
+        self.filtered(lambda mail: mail.state != "outgoing").write({"state": "outgoing"})
+        self._smtp_invoicing_notifications_pending()
+        for mail in self.filtered(lambda mail: mail.smtp_invoicing_template_id and mail.model == "account.move"):
+            server = mail.mail_server_id
+            self.env["account.move"].browse(mail.res_id)._smtp_invoicing_set_delivery(
+                "queued",
+                failure=_(
+                    "Waiting: the mailbox “%(name)s” cannot send right now (%(reason)s). The email stays in the "
+                    "queue and leaves as soon as the mailbox is verified again.",
+                    name=server.name,
+                    reason=server.verification_message or _("not verified"),
+                ),
+                templates=mail.smtp_invoicing_template_id,
+            )
+
+    def _smtp_invoicing_notifications_pending(self):
+        """Still being delivered: no red envelope for a mail Odoo keeps trying."""
+        notifications = (
+            self.env["mail.notification"]
+            .sudo()
+            .search([("mail_mail_id", "in", self.ids), ("notification_status", "=", "exception")])
+        )
+        notifications.write({"notification_status": "ready", "failure_type": False, "failure_reason": False})

@@ -1,6 +1,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
+from .mail_mail import chosen_mailboxes
+
 
 class MailTemplate(models.Model):
     _inherit = "mail.template"
@@ -32,46 +34,39 @@ class MailTemplate(models.Model):
                 )
 
     def _smtp_invoicing_company_mail_servers(self, companies):
-        """Return {company id: ir.mail_server (sudo, maybe empty)} for this template.
+        """Return {company id: own mailbox (sudo, maybe empty)} this template chose for ``companies``.
 
-        One query for the whole batch. A company's own choice wins; else the
-        template's server when it may carry that company's mail; else none,
-        which lets Odoo's default routing pick a server.
+        One query for the whole batch. A company's own line wins; else the template's
+        server when it is an own mailbox that may carry that company's mail; else none,
+        which leaves the mail to Odoo's routing. Switched off: none at all.
         """
         self.ensure_one()
         # sudo: routing is decided for any sender; invoicing users never read mailboxes
         template = self.sudo()
-        default = template.mail_server_id
-        servers = {company.id: default for company in companies}
-        servers[False] = default
-        if not self.env["ir.mail_server"]._smtp_invoicing_is_enabled():
+        mailboxes = template.env["ir.mail_server"]
+        servers = dict.fromkeys([*companies.ids, False], mailboxes)
+        if not mailboxes._smtp_invoicing_is_enabled():
             return servers
-        choices = (
-            self.env["smtp_invoicing.template.mailbox"]
-            .sudo()
-            .search(
-                [
-                    ("template_id", "=", template.id),
-                    ("company_id", "in", companies.ids),
-                ]
-            )
-        )
-        chosen = {choice.company_id.id: choice.mail_server_id for choice in choices}
-        for company in companies:
-            server = chosen.get(company.id)
+        default = template.mail_server_id.filtered("smtp_invoicing_mailbox")
+        chosen = {}
+        if template.smtp_invoicing_mailbox_ids:
+            choices = template.smtp_invoicing_mailbox_ids.filtered(lambda choice: choice.company_id in companies)
+            chosen = {choice.company_id.id: choice.mail_server_id for choice in choices}
+        for company_id in servers:
+            server = chosen.get(company_id)
             if server is None:
-                accepted = not default.smtp_invoicing_mailbox or default._smtp_invoicing_accepts(company)
-                server = default if accepted else default.browse()
-            servers[company.id] = server
+                company = template.env["res.company"].browse(company_id)
+                server = default if default and default._smtp_invoicing_accepts(company) else mailboxes
+            servers[company_id] = server
         return servers
 
     def _smtp_invoicing_record_mail_servers(self, res_ids):
-        """Return {res_id: ir.mail_server (sudo, maybe empty)} for records of this template's model."""
+        """Return {res_id: own mailbox (sudo, maybe empty)} for records of this template's model."""
         self.ensure_one()
         records = self.env[self.model].browse(res_ids)
         if "company_id" not in records._fields:
-            default = self.sudo().mail_server_id
-            return dict.fromkeys(res_ids, default)
+            servers = self._smtp_invoicing_company_mail_servers(self.env["res.company"])
+            return dict.fromkeys(res_ids, servers[False])
         # sudo: only the company of each record is read, to route its mail
         records = records.sudo().exists()
         servers = self._smtp_invoicing_company_mail_servers(records.company_id)
@@ -79,11 +74,33 @@ class MailTemplate(models.Model):
         result.update({record.id: servers[record.company_id.id] for record in records})
         return result
 
-    def _generate_template(self, res_ids, render_fields, find_or_create_partners=False):
-        """Put each record's company mailbox in the generated values (composer, send_mail)."""
-        results = super()._generate_template(res_ids, render_fields, find_or_create_partners=find_or_create_partners)
-        if "mail_server_id" in render_fields and self.model and results:
-            servers = self._smtp_invoicing_record_mail_servers(list(results))
-            for res_id, values in results.items():
-                values["mail_server_id"] = servers[res_id].id
-        return results
+    def _smtp_invoicing_choices(self, res_ids):
+        """Return the ``chosen_mailboxes`` mapping of this template for ``res_ids``.
+
+        Empty when the template involves no own mailbox (its mails are left to core) or
+        the feature is off; else every record gets its mailbox, or False when none may
+        carry it (Odoo's default routing then).
+        """
+        self.ensure_one()
+        template = self.sudo()
+        if not template.model or not (
+            template.mail_server_id.smtp_invoicing_mailbox or template.smtp_invoicing_mailbox_ids
+        ):
+            return {}
+        if not self.env["ir.mail_server"]._smtp_invoicing_is_enabled():
+            return {}
+        servers = self._smtp_invoicing_record_mail_servers(res_ids)
+        return {(template.model, res_id): (server.id, template.id) for res_id, server in servers.items()}
+
+    def send_mail_batch(
+        self, res_ids, force_send=False, raise_exception=False, email_values=None, email_layout_xmlid=False
+    ):
+        """Mails sent by the template itself leave from the mailbox it chose for each record."""
+        with chosen_mailboxes(self._smtp_invoicing_choices(res_ids) if len(self) == 1 else {}):
+            return super().send_mail_batch(
+                res_ids,
+                force_send=force_send,
+                raise_exception=raise_exception,
+                email_values=email_values,
+                email_layout_xmlid=email_layout_xmlid,
+            )

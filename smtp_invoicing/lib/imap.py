@@ -1,0 +1,320 @@
+"""Reading a user's own mailbox over IMAP, safely: delivery reports only, never a flag changed.
+
+Pure Python (no Odoo), on ``imapclient``. Every connection is implicit TLS with the same
+verification as for SMTP (certificate chain and host name, ``lib/smtp.py``'s shared
+context); no command is sent before TLS and the password is tried once. Failures are
+reported as :class:`ImapCheckError` with a machine-readable ``reason``.
+
+Polling reads only messages newer than the last UID seen, in a read-only selection
+(EXAMINE), headers and body structure first with ``BODY.PEEK``, and downloads the whole
+message only for delivery reports: the mailbox's other mail is never downloaded.
+"""
+
+import email
+import email.policy
+import logging
+import re
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import SEEN, SENT
+
+from .smtp import _shared_ssl_context
+
+_logger = logging.getLogger(__name__)
+
+REASONS = (
+    "dns",
+    "refused",
+    "timeout",
+    "wrong_protocol",
+    "untrusted_certificate",
+    "hostname_mismatch",
+    "auth_failed",
+    "imap_disabled",
+    "network",
+    "protocol_error",
+)
+# OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
+_MISMATCH_CODES = (62, 64)
+# Gmail: "[ALERT] Your account is not enabled for IMAP use. Please visit your Gmail
+# settings page and enable your account for IMAP access." (and older wordings)
+_IMAP_DISABLED = re.compile(r"not enabled for IMAP|IMAP access is disabled|enable (your account )?for IMAP", re.I)
+
+# What the classification reads of every new message; nothing else of it is fetched.
+HEADER_FIELDS = (
+    "FROM",
+    "SENDER",
+    "RETURN-PATH",
+    "SUBJECT",
+    "CONTENT-TYPE",
+    "AUTO-SUBMITTED",
+    "X-FAILED-RECIPIENTS",
+    "X-MS-EXCHANGE-MESSAGE-IS-NDR",
+)
+_HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (%s)]" % " ".join(HEADER_FIELDS)
+_FULL_ITEM = "BODY.PEEK[]"
+_REPORT_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "mailer_daemon")
+_SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "INBOX.Sent", "INBOX/Sent")
+
+
+class ImapCheckError(Exception):
+    """A classified IMAP failure; ``detail`` is the server's text, never a secret."""
+
+    def __init__(self, reason, detail=""):
+        if reason not in REASONS:
+            raise ValueError("unknown IMAP check reason %r" % (reason,))
+        self.reason, self.detail = reason, detail or ""
+        super().__init__("%s: %s" % (reason, self.detail) if self.detail else reason)
+
+
+def _scrub(text, secrets):
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _detail(exc):
+    text = str(exc)
+    # imaplib/imapclient errors carry the server's text as a bytes repr: b'[ALERT] ...'
+    match = re.fullmatch(r"b(['\"])(.*)\1", text, re.S)
+    return match.group(2) if match else text
+
+
+def _classify(exc, secrets=()):
+    detail = _scrub(_detail(exc), secrets)
+    if isinstance(exc, LoginError):
+        return ImapCheckError("imap_disabled" if _IMAP_DISABLED.search(detail) else "auth_failed", detail)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        message = str(exc.verify_message or exc)
+        if exc.verify_code in _MISMATCH_CODES or "mismatch" in message.lower():
+            return ImapCheckError("hostname_mismatch", message)
+        return ImapCheckError("untrusted_certificate", message)
+    if isinstance(exc, ssl.SSLError):
+        # typically a plain-text port (143) spoken to with implicit TLS
+        return ImapCheckError("wrong_protocol", detail)
+    if isinstance(exc, socket.gaierror):
+        return ImapCheckError("dns", detail)
+    if isinstance(exc, ConnectionRefusedError):
+        return ImapCheckError("refused", detail)
+    if isinstance(exc, TimeoutError):
+        return ImapCheckError("timeout", detail)
+    if isinstance(exc, IMAPClientError):  # imaplib's error/abort: NO, BAD or a broken exchange
+        return ImapCheckError("protocol_error", detail)
+    if isinstance(exc, OSError):
+        return ImapCheckError("network", detail)
+    return None
+
+
+def open_session(host, port, user, password, *, ca_pem=None, timeout=20.0):
+    """Return an ``imapclient.IMAPClient`` logged in over verified implicit TLS, or raise ImapCheckError.
+
+    One LOGIN command, no retry with other mechanisms: a wrong password counts once
+    against the account's lockout. The caller logs out (or uses it as a context manager).
+    """
+    context = _shared_ssl_context(ca_pem)
+    client = None
+    try:
+        _logger.debug("IMAP connecting to %s:%s", host, port)
+        client = imapclient.IMAPClient(host, port=port, ssl=True, ssl_context=context, timeout=timeout)
+        client.login(user, password)
+    except Exception as exc:
+        if client is not None:
+            _shutdown(client)
+        error = _classify(exc, (password,))
+        if error is None:
+            raise
+        _logger.info("IMAP check of %s:%s failed: %s", host, port, error.reason)
+        raise error from exc
+    return client
+
+
+def _shutdown(client):
+    try:
+        client.shutdown()
+    except (OSError, IMAPClientError):
+        _logger.debug("IMAP connection already closed")
+
+
+def logout(client):
+    """Log out politely; a failing goodbye changes nothing."""
+    try:
+        client.logout()
+    except (OSError, IMAPClientError):
+        _shutdown(client)
+
+
+def verify(host, port, user, password, *, ca_pem=None, timeout=20.0, mailbox="INBOX"):
+    """Check connection, TLS, login and a read-only selection of ``mailbox``; changes nothing."""
+    client = open_session(host, port, user, password, ca_pem=ca_pem, timeout=timeout)
+    try:
+        client.select_folder(mailbox, readonly=True)
+    except Exception as exc:
+        error = _classify(exc, (password,))
+        if error is None:
+            raise
+        raise error from exc
+    finally:
+        logout(client)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _addresses(value):
+    return [address.lower() for address in re.findall(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+", value or "")]
+
+
+def is_delivery_report(headers, bodystructure=None):
+    """Whether a message whose header fields are ``headers`` (an email.message.Message of
+    HEADER_FIELDS) and body structure ``bodystructure`` (imapclient's BODYSTRUCTURE, optional)
+    is a delivery report: RFC 3464 multipart/report of type delivery-status, a MAILER-DAEMON
+    or postmaster sender, X-Failed-Recipients, or Microsoft's NDR marks."""
+    content_type = (headers.get_content_type() or "").lower()
+    if content_type == "multipart/report" and (headers.get_param("report-type") or "").lower() == "delivery-status":
+        return True
+    if _structure_is_dsn(bodystructure):
+        return True
+    if headers.get("X-Failed-Recipients") or headers.get("X-MS-Exchange-Message-Is-Ndr") is not None:
+        return True
+    for name in ("From", "Sender"):
+        for address in _addresses(str(headers.get(name) or "")):
+            local = address.split("@", 1)[0]
+            # Exchange's NDR sender: MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@...
+            if local in _REPORT_SENDERS or local.startswith("microsoftexchange"):
+                return True
+    return False
+
+
+def _structure_is_dsn(bodystructure):
+    if not bodystructure or not getattr(bodystructure, "is_multipart", False):
+        return False
+    subtype = bodystructure[1]
+    params = bodystructure[2] if len(bodystructure) > 2 and isinstance(bodystructure[2], tuple) else ()
+    values = dict(zip(params[::2], params[1::2], strict=False))
+    report_type = next((value for key, value in values.items() if key.upper() == b"REPORT-TYPE"), b"")
+    return subtype.upper() == b"REPORT" and report_type.lower() == b"delivery-status"
+
+
+# --------------------------------------------------------------------------- polling
+
+
+@dataclass
+class PollResult:
+    """What one poll found. Store ``uidvalidity`` and ``last_uid`` for the next poll.
+
+    ``reports``: [(uid, raw bytes)] of the delivery reports; ``scanned``: how many new
+    messages had their headers read; ``reset``: UIDVALIDITY changed, so the mailbox was
+    rescanned from the start; ``more``: ``limit`` was reached, poll again soon.
+    """
+
+    uidvalidity: int
+    last_uid: int
+    reports: list = field(default_factory=list)
+    scanned: int = 0
+    reset: bool = False
+    more: bool = False
+
+
+def _header_value(data):
+    for key, value in data.items():
+        if key.upper().startswith(b"BODY[HEADER"):
+            return value or b""
+    return b""
+
+
+def poll(client, uidvalidity=None, last_uid=0, *, mailbox="INBOX", batch=500, limit=5000):
+    """Find the delivery reports among the messages of ``mailbox`` with a UID above ``last_uid``.
+
+    ``client`` is a logged-in session (:func:`open_session`). The mailbox is EXAMINEd
+    (read-only) and every fetch uses ``BODY.PEEK``: no flag (``\\Seen`` included) is ever set.
+    When UIDNEXT did not move since ``last_uid`` the EXAMINE is the only command sent. A
+    changed UIDVALIDITY means the UIDs were renumbered: the mailbox is rescanned once from 0
+    (``reset``). At most ``limit`` new messages are scanned per call (``more`` tells).
+    """
+    selected = client.select_folder(mailbox, readonly=True)
+    current_validity = selected.get(b"UIDVALIDITY")
+    reset = uidvalidity is not None and current_validity != uidvalidity
+    if reset:
+        _logger.info("IMAP UIDVALIDITY of %s changed (%s -> %s): rescanning", mailbox, uidvalidity, current_validity)
+        last_uid = 0
+    last_uid = last_uid or 0
+    result = PollResult(uidvalidity=current_validity, last_uid=last_uid, reset=reset)
+    uidnext = selected.get(b"UIDNEXT")
+    if selected.get(b"EXISTS", 1) == 0 or (uidnext is not None and uidnext <= last_uid + 1):
+        return result
+    # "N:*" always matches the highest UID, even below N: keep only the really new ones
+    uids = sorted(uid for uid in client.search(["UID", "%d:*" % (last_uid + 1)]) if uid > last_uid)
+    if len(uids) > limit:
+        uids, result.more = uids[:limit], True
+    report_uids = []
+    for start in range(0, len(uids), batch):
+        chunk = uids[start : start + batch]
+        fetched = client.fetch(chunk, [_HEADER_ITEM, "BODYSTRUCTURE"])
+        for uid in chunk:
+            data = fetched.get(uid)
+            if data is None:  # expunged meanwhile
+                continue
+            headers = _parse_headers(_header_value(data))
+            if is_delivery_report(headers, data.get(b"BODYSTRUCTURE")):
+                report_uids.append(uid)
+    result.scanned = len(uids)
+    if uids:
+        result.last_uid = uids[-1]
+    for start in range(0, len(report_uids), batch):
+        chunk = report_uids[start : start + batch]
+        fetched = client.fetch(chunk, [_FULL_ITEM])
+        for uid in chunk:
+            data = fetched.get(uid) or {}
+            raw = data.get(b"BODY[]")
+            if raw is not None:
+                result.reports.append((uid, raw))
+    return result
+
+
+def _parse_headers(raw):
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+# --------------------------------------------------------------------------- Sent folder
+
+
+def find_sent_folder(client):
+    """The folder for sent mail: RFC 6154 ``\\Sent`` (LIST (SPECIAL-USE), else XLIST), else a usual name."""
+    if client.has_capability("SPECIAL-USE"):
+        folders = _list_special_use(client)
+    elif client.has_capability("XLIST"):
+        folders = client.xlist_folders()
+    else:
+        folders = client.list_folders()
+    for flags, _delimiter, name in folders:
+        if SENT in flags:
+            return name
+    names = {name.lower(): name for _flags, _delimiter, name in client.list_folders()}
+    return next((names[candidate.lower()] for candidate in _SENT_NAMES if candidate.lower() in names), None)
+
+
+def _list_special_use(client):
+    """``LIST (SPECIAL-USE) "" "*"`` (RFC 6154): imapclient 4.1 only sends plain LIST."""
+    # pylint: disable=protected-access
+    directory, pattern = client._normalise_folder(""), client._normalise_folder("*")
+    typ, data = client._imap._simple_command("LIST", "(SPECIAL-USE)", directory, pattern)
+    client._checkok("list", typ, data)
+    typ, data = client._imap._untagged_response(typ, data, "LIST")
+    return client._proc_folder_list(data)
+
+
+def append_sent(client, message_bytes, folder=None, msg_time=None):
+    """Append ``message_bytes`` exactly as sent to the Sent folder, flagged ``\\Seen``; returns the folder.
+
+    Raises ImapCheckError("protocol_error") when the mailbox has no Sent folder.
+    """
+    folder = folder or find_sent_folder(client)
+    if folder is None:
+        raise ImapCheckError("protocol_error", "no Sent folder in this mailbox")
+    client.append(folder, message_bytes, flags=(SEEN,), msg_time=msg_time)
+    return folder

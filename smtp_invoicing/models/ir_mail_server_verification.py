@@ -1,0 +1,455 @@
+import dataclasses
+import datetime
+import logging
+import time
+from concurrent import futures
+from datetime import timedelta
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import email_normalize
+
+from ..lib import smtp
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 20
+DEFAULT_DEADLINE = 45
+DEFAULT_REVERIFY_HOURS = 24
+# Threads only wait on the network: none holds a database connection.
+DEFAULT_WORKERS = 64
+DEFAULT_BUDGET = 120
+# Minutes before re-checking a mailbox whose last check failed for a temporary
+# reason, by number of consecutive such failures; the last value repeats.
+CHECK_BACKOFF_MINUTES = (10, 30, 60, 120, 240)
+
+
+@dataclasses.dataclass
+class _Lease:
+    """A mailbox taken for one verification: ``until`` is both its expiry and its token."""
+
+    server_id: int
+    until: datetime.datetime
+    request: dict | None = None
+
+
+class IrMailServer(models.Model):
+    """Verification of own mailboxes: a status that means what it says, and heals itself.
+
+    *Verified*: Odoo connected over verified TLS, logged in, and the server accepted the
+    sender for MAIL FROM and RCPT TO. *Failed*: a person must act (password, certificate,
+    sender, licence, key), or the first check could not reach the server (then it is
+    re-checked automatically). A re-check of a verified mailbox that cannot reach the
+    server keeps it verified, with a warning, and tries again sooner.
+
+    No row lock is held across the network: a check takes its mailbox with a short
+    committed lease, talks to the server with no database connection, and records the
+    result in another short transaction.
+    """
+
+    _inherit = "ir.mail_server"
+
+    verification_state = fields.Selection(
+        [("draft", "Draft"), ("pending", "Pending"), ("verified", "Verified"), ("failed", "Failed")],
+        string="Status",
+        default="draft",
+        # not required: core's neutralize.sql inserts a server with plain SQL
+        readonly=True,
+        copy=False,
+        index=True,
+    )
+    verification_message = fields.Text(readonly=True, copy=False)
+    smtp_invoicing_verified_at = fields.Datetime(string="Last Verification", readonly=True, copy=False)
+    smtp_invoicing_next_check_at = fields.Datetime(
+        string="Next Check",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="When the scheduled action checks this mailbox again.",
+    )
+    smtp_invoicing_check_warning = fields.Text(
+        string="Check Warning",
+        readonly=True,
+        copy=False,
+        help="Why the last re-check could not reach the server; the mailbox keeps sending meanwhile.",
+    )
+    smtp_invoicing_check_failures = fields.Integer(readonly=True, copy=False)
+    smtp_invoicing_lease_until = fields.Datetime(readonly=True, copy=False)
+
+    def action_verify(self):
+        """Queue the verification of the selected mailboxes (button and list action)."""
+        mailboxes = self.filtered("smtp_invoicing_mailbox")
+        if not mailboxes:
+            raise UserError(_("Only own-mailbox SMTP settings can be verified here."))
+        mailboxes.write(
+            {
+                "verification_state": "pending",
+                "verification_message": _("Verification requested; it runs in the background in a few seconds."),
+                "smtp_invoicing_next_check_at": fields.Datetime.now(),
+                "smtp_invoicing_check_warning": False,
+                "smtp_invoicing_check_failures": 0,
+            }
+        )
+        for server in mailboxes:
+            server._message_log(body=_("Verification requested."))
+        self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
+        return True
+
+    def _smtp_invoicing_reset_verification(self):
+        """Settings changed: back to Draft; a check under way will not record its stale result."""
+        self.write(
+            {
+                "verification_state": "draft",
+                "verification_message": False,
+                "smtp_invoicing_next_check_at": False,
+                "smtp_invoicing_check_warning": False,
+                "smtp_invoicing_check_failures": 0,
+                "smtp_invoicing_lease_until": False,
+            }
+        )
+        for server in self:
+            server._message_log(body=_("Settings changed: the mailbox must be verified again."))
+
+    @api.model
+    def _smtp_invoicing_verification_domain(self):
+        """Mailboxes due for a check: requested, re-verification time reached, or a retry due."""
+        return [
+            ("smtp_invoicing_mailbox", "=", True),
+            ("verification_state", "in", ("pending", "verified", "failed")),
+            ("smtp_invoicing_next_check_at", "<=", fields.Datetime.now()),
+        ]
+
+    @api.model
+    def _cron_verify_mail_servers(self):
+        """Scheduled action: check the mailboxes that are due, many at once.
+
+        Threads do the network work only (``smtp.verify``); this thread takes leases
+        and records results, each in a short transaction of its own, so the run holds
+        at most two database connections whatever the number of checks in flight.
+        Once the time budget is spent no new check starts; the next run is triggered.
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        workers = max(1, int(params.get_param("smtp_invoicing.verify_workers", DEFAULT_WORKERS)))
+        budget = float(params.get_param("smtp_invoicing.verify_budget", DEFAULT_BUDGET))
+        waiting = self.sudo().search(self._smtp_invoicing_verification_domain(), order="verification_state, id").ids
+        started = time.monotonic()
+        done = 0
+        running = {}
+        with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp_invoicing_verify") as pool:
+            while True:
+                room = workers - len(running)
+                if room and waiting and time.monotonic() - started < budget:
+                    batch, waiting = waiting[:room], waiting[room:]
+                    for lease in self._smtp_invoicing_take_leases(batch):
+                        if lease.request is None:
+                            done += 1
+                        else:
+                            running[pool.submit(smtp.verify, **lease.request)] = lease
+                    continue
+                if not running:
+                    break
+                finished, _pending = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in finished:
+                    self._smtp_invoicing_record_lease(running.pop(future), future.exception())
+                    done += 1
+        self.env.invalidate_all()
+        if waiting:
+            _logger.info("Mail server verification: time budget spent, %s left for the next run", len(waiting))
+            self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=len(waiting))
+        return True
+
+    def _smtp_invoicing_lease_seconds(self):
+        timeout, deadline = self._smtp_invoicing_timeouts()
+        return 2 * deadline + 60
+
+    @api.model
+    def _smtp_invoicing_take_leases(self, server_ids):
+        """Take the mailboxes of ``server_ids`` that are still due and free, in one short transaction.
+
+        ``FOR NO KEY UPDATE SKIP LOCKED`` skips rows another worker is taking right now
+        and does not block the key-share locks of mails referencing the mailbox; the
+        committed lease keeps other workers away for the rest of the check. Returns
+        the leases; a mailbox that cannot be checked (licence, password) has its
+        failure recorded at once and no request.
+        """
+        now = fields.Datetime.now()
+        leases = []
+        with self.env.registry.cursor() as cr:
+            env = self.env(cr=cr, su=True)
+            cr.execute(
+                """SELECT id FROM ir_mail_server
+                    WHERE id IN %s AND (smtp_invoicing_lease_until IS NULL OR smtp_invoicing_lease_until < %s)
+                      FOR NO KEY UPDATE SKIP LOCKED""",
+                [tuple(server_ids), now],
+            )
+            locked = [row[0] for row in cr.fetchall()]
+            servers = env["ir.mail_server"].browse(locked)
+            # a worker that started earlier may have checked some of them since this run listed them
+            servers = servers.filtered_domain(self._smtp_invoicing_verification_domain())
+            if not servers:
+                return leases
+            until = now + timedelta(seconds=servers[:1]._smtp_invoicing_lease_seconds())
+            cr.execute(
+                "UPDATE ir_mail_server SET smtp_invoicing_lease_until = %s WHERE id IN %s",
+                [until, tuple(servers.ids)],
+            )
+            servers.invalidate_recordset(["smtp_invoicing_lease_until"])
+            for server in servers:
+                lease = _Lease(server.id, until)
+                try:
+                    lease.request = server._smtp_invoicing_verify_request()
+                except UserError as error:
+                    server._smtp_invoicing_record_verification(error)
+                leases.append(lease)
+        return leases
+
+    @api.model
+    def _smtp_invoicing_record_lease(self, lease, error):
+        """Record the outcome of the check of ``lease`` in a short transaction of its own.
+
+        Nothing is recorded when the lease is no longer the one the check took (settings
+        changed meanwhile, or the lease expired and another worker took the mailbox).
+        """
+        try:
+            with self.env.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT id FROM ir_mail_server WHERE id = %s AND smtp_invoicing_lease_until = %s FOR NO KEY UPDATE",
+                    [lease.server_id, lease.until],
+                )
+                if not cr.fetchone():
+                    _logger.info("Mail server %s: verification result dropped, its lease ended", lease.server_id)
+                    return
+                server = self.env(cr=cr, su=True)["ir.mail_server"].browse(lease.server_id)
+                server._smtp_invoicing_record_verification(error)
+        except Exception:  # one mailbox must not stop the others
+            _logger.exception("Mail server %s: the verification result could not be saved", lease.server_id)
+
+    def _smtp_invoicing_credentials(self):
+        """Return the login of this mailbox for ``smtp.open_session``/``smtp.verify``: user and password.
+
+        Raises UserError when the mailbox has no usable secret.
+        """
+        self.ensure_one()
+        password = self._smtp_invoicing_password()
+        if not password:
+            raise UserError(_("Enter the password of the mailbox, then verify again."))
+        return {"user": self.sudo().smtp_user, "password": password}
+
+    def _smtp_invoicing_verify_request(self):
+        """Return the keyword arguments of ``smtp.verify`` for this mailbox.
+
+        Raises UserError when the mailbox cannot be verified (licence, password). Called
+        before the network work: verification threads never touch the ORM.
+        """
+        self.ensure_one()
+        server = self.sudo()
+        if not server._smtp_invoicing_licensed_user():
+            raise UserError(server._smtp_invoicing_license_message())
+        timeout, deadline = server._smtp_invoicing_timeouts()
+        return {
+            "host": server.smtp_host,
+            "port": server.smtp_port,
+            "protocol": server.smtp_encryption,
+            **server._smtp_invoicing_credentials(),
+            "sender_email": email_normalize(server.sender_email),
+            "ca_pem": server.smtp_invoicing_ca_cert or None,
+            "timeout": timeout,
+            "deadline": deadline,
+        }
+
+    def _smtp_invoicing_record_verification(self, error=None):
+        """Record the outcome of a check that raised ``error`` (None: it succeeded).
+
+        Called with the mailbox's lease held, in the transaction that ends the check.
+        """
+        self.ensure_one()
+        server = self.sudo()
+        now = fields.Datetime.now()
+        if error is None:
+            server._smtp_invoicing_mark_verified()
+        elif isinstance(error, smtp.SmtpCheckError) and smtp.is_temporary(error.reason):
+            server._smtp_invoicing_mark_unreachable(server._smtp_invoicing_reason_message(error))
+        else:
+            if isinstance(error, smtp.SmtpCheckError):
+                message = server._smtp_invoicing_reason_message(error)
+            elif isinstance(error, UserError):
+                message = error.args[0]
+            else:
+                _logger.error("Unexpected error while verifying mail server %s", server.id, exc_info=error)
+                message = _(
+                    "Unexpected error during the verification. Try again; "
+                    "if it persists, contact your Odoo administrator."
+                )
+            server._smtp_invoicing_mark_failed(message)
+        server.smtp_invoicing_lease_until = False
+        return now
+
+    def _smtp_invoicing_mark_verified(self):
+        """The settings work: Verified, re-checked after the re-verification interval; held mails leave."""
+        self.ensure_one()
+        now = fields.Datetime.now()
+        hours = int(
+            self.env["ir.config_parameter"].sudo().get_param("smtp_invoicing.reverify_hours", DEFAULT_REVERIFY_HOURS)
+        )
+        was_ready = self.verification_state == "verified"
+        self._smtp_invoicing_set_state(
+            "verified",
+            _("Verified: Odoo connected securely, logged in and may send as %(email)s.", email=self.sender_email),
+            smtp_invoicing_verified_at=now,
+            smtp_invoicing_next_check_at=now + timedelta(hours=hours),
+            smtp_invoicing_check_warning=False,
+            smtp_invoicing_check_failures=0,
+        )
+        if not was_ready:
+            self._smtp_invoicing_release_held_mails()
+
+    def _smtp_invoicing_mark_unreachable(self, reason):
+        """A check could not reach the server for a reason that may heal by itself.
+
+        A verified mailbox stays verified and usable, with a warning; a mailbox never
+        verified is Failed until a check succeeds. Either way the next check comes
+        sooner (CHECK_BACKOFF_MINUTES) and is triggered for that time.
+        """
+        self.ensure_one()
+        failures = self.smtp_invoicing_check_failures + 1
+        minutes = CHECK_BACKOFF_MINUTES[min(failures, len(CHECK_BACKOFF_MINUTES)) - 1]
+        next_check = fields.Datetime.now() + timedelta(minutes=minutes)
+        values = {"smtp_invoicing_check_failures": failures, "smtp_invoicing_next_check_at": next_check}
+        if self.verification_state == "verified":
+            warning = _(
+                "The last check could not reach the server: %(reason)s The mailbox keeps sending; "
+                "Odoo checks it again automatically in %(minutes)s minutes.",
+                reason=reason,
+                minutes=minutes,
+            )
+            if not self.smtp_invoicing_check_warning:
+                self._message_log(body=warning)
+            self.write({**values, "smtp_invoicing_check_warning": warning})
+        else:
+            self._smtp_invoicing_set_state(
+                "failed",
+                _(
+                    "%(reason)s Odoo checks it again automatically in %(minutes)s minutes.",
+                    reason=reason,
+                    minutes=minutes,
+                ),
+                **values,
+            )
+        self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger(at=next_check)
+
+    def _smtp_invoicing_mark_failed(self, message):
+        """A person must act: Failed, no automatic re-check, administrators asked to fix it."""
+        self.ensure_one()
+        self._smtp_invoicing_set_state(
+            "failed",
+            message,
+            smtp_invoicing_next_check_at=False,
+            smtp_invoicing_check_warning=False,
+            smtp_invoicing_check_failures=0,
+        )
+        self._smtp_invoicing_notify_admins(message)
+
+    def _smtp_invoicing_timeouts(self):
+        params = self.env["ir.config_parameter"].sudo()
+        timeout = float(params.get_param("smtp_invoicing.verify_timeout", DEFAULT_TIMEOUT))
+        deadline = float(params.get_param("smtp_invoicing.verify_deadline", DEFAULT_DEADLINE))
+        return timeout, max(deadline, timeout)
+
+    def _smtp_invoicing_set_state(self, state, message, **values):
+        self.ensure_one()
+        changed = self.verification_state != state or self.verification_message != message
+        self.write({"verification_state": state, "verification_message": message, **values})
+        if changed:
+            label = dict(self._fields["verification_state"]._description_selection(self.env))[state]
+            self._message_log(body=_("Status: %(state)s. %(message)s", state=label, message=message))
+        _logger.info("Mail server %s verification: %s", self.id, state)
+
+    def _smtp_invoicing_reason_message(self, error):
+        """Translate a classified failure (``smtp.SmtpCheckError``) into words an accountant understands.
+
+        One table, reason to message; the texts are translated in the user's language.
+        """
+        params = {
+            "host": self.smtp_host,
+            "port": self.smtp_port,
+            "email": self.sender_email,
+            "user": self.sudo().smtp_user,
+            "detail": error.detail,
+        }
+        messages = {
+            "dns": _(
+                "The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", **params
+            ),
+            "refused": _(
+                "The server %(host)s refused the connection on port %(port)s. Check the port: usually 587 with TLS "
+                "or 465 with SSL.",
+                **params,
+            ),
+            "timeout": _(
+                "The server %(host)s did not answer in time on port %(port)s. Check the host and port; a firewall "
+                "may block outgoing mail.",
+                **params,
+            ),
+            "wrong_protocol": _(
+                "The server does not use the chosen protocol on port %(port)s. Use TLS (STARTTLS) with port 587, "
+                "or SSL with port 465.",
+                **params,
+            ),
+            "untrusted_certificate": _(
+                "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
+                "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
+                "in the Advanced tab.",
+                **params,
+            ),
+            "hostname_mismatch": _(
+                "The security certificate of the server was issued for another name than “%(host)s”, so Odoo did "
+                "not send your password. Use the exact host name given by your provider.",
+                **params,
+            ),
+            "no_starttls": _(
+                "The server %(host)s does not offer an encrypted connection (STARTTLS) on port %(port)s. Odoo never "
+                "sends a password unencrypted: use SSL on port 465, or ask your provider.",
+                **params,
+            ),
+            "no_auth": _(
+                "The server %(host)s does not accept a login on port %(port)s. Check the port with your provider.",
+                **params,
+            ),
+            "auth_failed": _(
+                "The user name or password was refused. Check them; for Gmail, use an App Password, not your usual "
+                "password (Google Account › Security › App passwords).",
+                **params,
+            ),
+            "app_password_required": _(
+                "Gmail requires an App Password for this account: 1. In your Google Account, open Security and turn "
+                "on 2-Step Verification. 2. In Security › App passwords, create an App Password. 3. Paste the "
+                "16-character App Password here instead of your usual password, save and verify again.",
+                **params,
+            ),
+            "basic_auth_disabled": _(
+                "Microsoft 365 refused the login: basic authentication (Authenticated SMTP) is disabled for this "
+                "mailbox or organisation. Ask your Microsoft 365 administrator to enable Authenticated SMTP for "
+                "%(user)s.",
+                **params,
+            ),
+            "sender_refused": _(
+                "The server refused to send as %(email)s: the sender email must belong to the mailbox %(user)s "
+                "(or be an alias it may use).",
+                **params,
+            ),
+            "send_as_denied": _(
+                "Microsoft 365 refused to send as %(email)s (SendAsDenied): give %(user)s the “Send As” permission "
+                "on this address, or use the mailbox's own address as sender email.",
+                **params,
+            ),
+            "temporary": _(
+                "The server answered with a temporary error; try again in a few minutes. (%(detail)s)", **params
+            ),
+            "network": _("The connection to %(host)s was interrupted. Try again in a few minutes.", **params),
+            "dns_unavailable": _(
+                "The name of the server %(host)s could not be looked up right now (DNS did not answer).", **params
+            ),
+            "protocol_error": _("The server %(host)s answered unexpectedly: %(detail)s", **params),
+        }
+        return messages.get(error.reason) or messages["protocol_error"]
