@@ -61,25 +61,15 @@ class TestConversion(SmtpInvoicingCase):
         self.assertNotIn(PASSWORD, encrypted)
 
     def test_core_server_becomes_a_verified_mailbox_in_place(self):
-        """The same record becomes an own mailbox with its password, sender and company filled, then verified."""
+        """The same record becomes an own mailbox, its clear password encrypted, sender and company filled, verified."""
         server = self.core_server()
+        self.assertEqual(self.password_columns(server), (PASSWORD, None), "core keeps its password in clear")
         self.assertConvertedAndVerified(server)
         self.assertEqual(server.name, "Office relay")
         self.assertEqual((server.sender_email, server.sender_name), (MAILBOX_LOGIN, self.company.name))
         self.assertEqual(server.smtp_invoicing_company_id, self.mailbox_user.company_id)
         self.assertEqual(server.smtp_invoicing_preset, "custom")
         self.assertIn("Converted from an outgoing server", " ".join(server.message_ids.mapped("body")))
-
-    def test_clear_password_of_core_column_is_encrypted(self):
-        """A password core keeps in clear in its column is moved into the encrypted field, and works."""
-        server = self.core_server()
-        self.env.flush_all()
-        self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_pass = %s, smtp_invoicing_password_enc = NULL WHERE id = %s",
-            [PASSWORD, server.id],
-        )
-        server.invalidate_recordset()
-        self.assertConvertedAndVerified(server)
 
     def test_gmail_server_gets_the_gmail_preset(self):
         """A server on smtp.gmail.com is shown with the Gmail preset (and its App Password help)."""

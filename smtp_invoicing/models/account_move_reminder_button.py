@@ -2,8 +2,7 @@ from odoo import api, fields, models
 
 
 class AccountMove(models.Model):
-    # one concern per file (STYLE.md), as core splits mail_thread*.py
-    _inherit = "account.move"  # pylint: disable=consider-merging-classes-inherited
+    _inherit = "account.move"
 
     smtp_invoicing_can_remind = fields.Boolean(
         string="Can Get a Payment Reminder",

@@ -11,8 +11,7 @@ def sender_of(smtp_user, from_filter):
 
 
 class IrMailServer(models.Model):
-    # one concern per file (STYLE.md), as core splits mail_thread*.py
-    _inherit = "ir.mail_server"  # pylint: disable=consider-merging-classes-inherited
+    _inherit = "ir.mail_server"
 
     def action_smtp_invoicing_convert(self):
         """Turn this outgoing server into an own mailbox, in place ("Use as own mailbox" on core's form).
@@ -41,18 +40,9 @@ class IrMailServer(models.Model):
             "smtp_invoicing_company_id": company.id,
             "smtp_invoicing_preset": presets.preset_of_host(self.smtp_host),
         }
-        # Core keeps a server's password in clear in its column: read it once, so that it is
-        # written again as an own mailbox's password, encrypted (a password already encrypted
-        # in smtp_invoicing_password_enc stays there, bound to this row).
-        self.flush_recordset()
-        self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [self.id])
-        plaintext = self.env.cr.fetchone()[0]
-        if plaintext:
-            values["smtp_pass"] = plaintext
+        # write() moves the clear password core keeps in its column into the encrypted field
+        # (ir_mail_server_password.py): the password is kept, and no longer in clear
         self.write(values)
-        if plaintext:
-            self.env.cr.execute("UPDATE ir_mail_server SET smtp_pass = NULL WHERE id = %s", [self.id])
-            self.invalidate_recordset(["smtp_pass"])
         self._message_log(body=_("Converted from an outgoing server into an own mailbox."))
         self.action_verify()
         action = self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.action_smtp_invoicing_mail_servers")

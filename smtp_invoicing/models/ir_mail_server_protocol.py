@@ -4,8 +4,7 @@ ENCRYPTED_PROTOCOLS = ("starttls", "ssl")
 
 
 class IrMailServer(models.Model):
-    # one concern per file (STYLE.md), as core splits mail_thread*.py
-    _inherit = "ir.mail_server"  # pylint: disable=consider-merging-classes-inherited
+    _inherit = "ir.mail_server"
 
     # Core's smtp_encryption also offers "none", which an own mailbox refuses at save:
     # the own-mailbox form shows this narrower choice, written through to core's field.
