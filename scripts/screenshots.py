@@ -3,11 +3,16 @@
 Start the product first (scripts/run.sh), then:
 
     venv/bin/python scripts/screenshots.py [--url http://127.0.0.1:8069] [--db smtp_invoicing_demo]
+                                           [--only NAME ...] [--out DIR]
 
 Logs in as admin over JSON-RPC, hands the session cookie to Chromium through the
 DevTools protocol (websocket-client), and saves PNGs in smtp_invoicing/static/description/
 (shown in README.md and on the Apps store page). Adds a mailbox on a closed port
 to show a failed verification, once.
+
+Each screenshot is one ``Shot`` of ``SHOTS``: a file name, the URL to open (``{name}``
+placeholders are filled from ``records()``), the selector to wait for, then optional
+steps (click, wait, scroll) and the part of the page to keep. To add one, add a line.
 """
 
 import argparse
@@ -19,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 
 import requests
 import websocket
@@ -103,7 +109,11 @@ class Chrome:
         self.send("Page.navigate", url=url)
         self.wait_for(selector)
 
-    def shoot(self, name, clip_js=None, margin=16):
+    def scroll_to(self, selector):
+        self.js(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
+        time.sleep(0.5)
+
+    def shoot(self, path, clip_js=None, margin=16):
         """Save a screenshot; ``clip_js`` returns the [x, y, width, height] to keep."""
         # the bus may warn that assets changed since the demo was updated: not what the docs show
         self.js("document.querySelectorAll('.o_notification').forEach((n) => n.remove())")
@@ -113,7 +123,6 @@ class Chrome:
             params["clip"] = {"x": max(x - margin, 0), "y": max(y - margin, 0), "width": width + 2 * margin,
                               "height": height + 2 * margin, "scale": 1}  # fmt: skip
         data = self.send("Page.captureScreenshot", **params)["data"]
-        path = os.path.join(OUT, name)
         with open(path, "wb") as handle:
             handle.write(base64.b64decode(data))
         print(path)
@@ -156,14 +165,89 @@ def failed_mailbox(odoo):
     return mailbox_id
 
 
+@dataclass
+class Shot:
+    """One screenshot: open ``url`` (after the server's address), wait for ``wait``, run ``steps``, keep ``clip``.
+
+    ``steps`` are ("click", selector), ("wait", selector) or ("scroll", selector); ``clip`` is a
+    JavaScript expression returning [x, y, width, height], or None for the whole window.
+    """
+
+    name: str
+    url: str
+    wait: str
+    steps: tuple = ()
+    clip: str | None = None
+    margin: int = 16
+
+
+SHOTS = [
+    Shot(
+        "screenshot_settings.png",
+        "/odoo/action-account.action_account_config",
+        SETTING,
+        steps=(("scroll", SETTING),),
+        clip=SETTINGS_BLOCK_RECT,
+    ),
+    Shot(
+        "screenshot_mailboxes.png",
+        "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers",
+        ".o_list_table",
+        clip="[0, 0, 1400, 300]",
+        margin=0,
+    ),
+    Shot(
+        "screenshot_failed.png",
+        "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers/{failed_mailbox}",
+        ".o_smtp_invoicing_failure",
+    ),
+    Shot(
+        "screenshot_template.png",
+        "/odoo/action-mail.action_email_template_tree_all/{invoice_template}",
+        ".o_form_view",
+        steps=(
+            ("click", "a[name='email_settings']"),
+            ("click", "div[name='mail_server_id'] input"),
+            ("wait", ".o-autocomplete--dropdown-menu"),
+        ),
+        clip="[0, 0, 1400, 600]",
+        margin=0,
+    ),
+]
+
+
+def records(odoo):
+    """The records the shots' URLs name, made on the demo when missing."""
+    return {
+        "failed_mailbox": failed_mailbox(odoo),
+        "invoice_template": odoo.call(
+            "ir.model.data", "check_object_reference", "account", "email_template_edi_invoice"
+        )[1],
+    }
+
+
+def take(chrome, base_url, shot, ids, out):
+    chrome.open(base_url + shot.url.format(**ids), shot.wait)
+    actions = {"click": chrome.click, "wait": chrome.wait_for, "scroll": chrome.scroll_to}
+    for action, selector in shot.steps:
+        actions[action](selector)
+    chrome.shoot(os.path.join(out, shot.name), shot.clip, margin=shot.margin)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('HTTP_PORT', '8069')}")
     parser.add_argument("--db", default=os.environ.get("SMTP_INVOICING_DEMO_DB", "smtp_invoicing_demo"))
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="take these shots only (file names)")
+    parser.add_argument("--out", default=OUT, help="directory for the PNGs (default: the addon's description)")
     args = parser.parse_args()
+    shots = [shot for shot in SHOTS if not args.only or shot.name in args.only]
+    unknown = set(args.only or ()) - {shot.name for shot in SHOTS}
+    if unknown:
+        parser.error(f"unknown shots {sorted(unknown)}; known: {[shot.name for shot in SHOTS]}")
     odoo = Odoo(args.url, args.db)
-    mailbox_id = failed_mailbox(odoo)
-    template_id = odoo.call("ir.model.data", "check_object_reference", "account", "email_template_edi_invoice")[1]
+    ids = records(odoo)
+    os.makedirs(args.out, exist_ok=True)
     chrome = Chrome()
     try:
         host = urllib.parse.urlsplit(args.url).hostname
@@ -171,22 +255,8 @@ def main():
         chrome.send(
             "Network.setCookie", name="session_id", value=odoo.http.cookies["session_id"], domain=host, path="/"
         )
-        chrome.open(f"{args.url}/odoo/action-account.action_account_config", SETTING)
-        chrome.js(f"document.querySelector('{SETTING}').scrollIntoView({{block: 'center'}})")
-        time.sleep(0.5)
-        chrome.shoot("screenshot_settings.png", SETTINGS_BLOCK_RECT)
-        chrome.open(f"{args.url}/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers", ".o_list_table")
-        chrome.shoot("screenshot_mailboxes.png", "[0, 0, 1400, 300]", margin=0)
-        chrome.open(
-            f"{args.url}/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers/{mailbox_id}",
-            ".o_smtp_invoicing_failure",
-        )
-        chrome.shoot("screenshot_failed.png")
-        chrome.open(f"{args.url}/odoo/action-mail.action_email_template_tree_all/{template_id}", ".o_form_view")
-        chrome.click("a[name='email_settings']")
-        chrome.click("div[name='mail_server_id'] input")
-        chrome.wait_for(".o-autocomplete--dropdown-menu")
-        chrome.shoot("screenshot_template.png", "[0, 0, 1400, 600]", margin=0)
+        for shot in shots:
+            take(chrome, args.url, shot, ids, args.out)
     finally:
         chrome.close()
 

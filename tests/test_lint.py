@@ -1,101 +1,94 @@
-"""Lint gates: ruff, pylint with pylint-odoo (OCA mandatory checks), and XML checks.
+"""Lint gates: the pre-commit hooks of .pre-commit-config.yaml, run offline on the repository.
 
-pylint-odoo 10 no longer checks XML (OCA moved those checks to
-oca-odoo-pre-commit-hooks, whose polib pin conflicts with Odoo 18's): the XML
-checks OCA runs that matter here are below, on lxml.
+ruff (pyproject.toml), pylint with pylint-odoo and OCA's mandatory checks (.pylintrc) and the
+XML checks of scripts/check_xml.py: one configuration, used by contributors' commit hooks and
+by this test alike. Hooks see the files under git control, as in CI.
 """
 
-import ast
-import glob
 import os
 import subprocess
 import sys
-from collections import Counter
 
 import pytest
-from lxml import etree
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-ADDON = "smtp_invoicing"
-XML_HEADER = b'<?xml version="1.0" encoding="UTF-8" ?>'
+ADDON_DIR = os.path.join(ROOT, "smtp_invoicing")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import check_xml  # noqa: E402
+
+with open(os.path.join(ROOT, ".pre-commit-config.yaml"), encoding="utf-8") as _handle:
+    CONFIG = yaml.safe_load(_handle)
+HOOKS = [hook for repo in CONFIG["repos"] for hook in repo["hooks"]]
+CLOSED = "http://127.0.0.1:9"  # the discard port: any download attempt fails at once
 
 
-def run(*command):
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("ruff", "check", "."),
-        ("ruff", "format", "--check", "."),
-        ("pylint", "--rcfile=.pylintrc", ADDON),
-    ],
-    ids=["ruff-check", "ruff-format", "pylint-odoo"],
-)
-def test_lint(command):
-    """The code passes the project's lint gates (configured in pyproject.toml and .pylintrc)."""
-    result = run(os.path.join(BIN, command[0]), *command[1:])
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-
-
-def _xml_files():
-    with open(os.path.join(ROOT, ADDON, "__manifest__.py"), encoding="utf-8") as handle:
-        manifest = ast.literal_eval(handle.read())
-    listed = [path for path in manifest["data"] + manifest.get("demo", []) if path.endswith(".xml")]
-    on_disk = sorted(
-        os.path.relpath(path, os.path.join(ROOT, ADDON))
-        for path in glob.glob(os.path.join(ROOT, ADDON, "**", "*.xml"), recursive=True)
+@pytest.fixture(scope="module")
+def pre_commit_env(tmp_path_factory):
+    env = dict(os.environ)
+    env.update(
+        PRE_COMMIT_HOME=str(tmp_path_factory.mktemp("pre_commit_home")),
+        SMTP_INVOICING_VENV=os.path.dirname(BIN),
+        http_proxy=CLOSED,
+        https_proxy=CLOSED,
+        HTTP_PROXY=CLOSED,
+        HTTPS_PROXY=CLOSED,
+        PIP_NO_INDEX="1",
     )
-    return listed, on_disk
+    return env
 
 
-def _problems(path, tree):
-    """OCA's xml-* checks that apply to 18.0 data files."""
-    found = []
-    root = tree.getroot()
-    if root.tag != "odoo":
-        found.append("root node must be <odoo> (xml-deprecated-openerp-node)")
-    for node in root.iter(etree.Element):
-        line = f"{path}:{node.sourceline}"
-        if node.tag == "data" and node.getparent() is root:
-            found.append(f"{line}: <data> inside <odoo> (xml-deprecated-data-node)")
-        if node.tag == "tree":
-            found.append(f"{line}: <tree> is <list> in 18.0 (xml-deprecated-tree-attribute)")
-        for attribute in ("attrs", "states"):
-            if attribute in node.attrib and node.tag not in ("record", "template"):
-                found.append(f"{line}: '{attribute}' removed in 17.0 (xml-deprecated-attribute)")
-        for directive in ("t-esc", "t-raw"):
-            if directive in node.attrib:
-                found.append(f"{line}: {directive} is t-out (xml-deprecated-qweb-directive-15)")
-        if node.tag == "div" and "oe_chatter" in node.get("class", "").split():
-            found.append(f"{line}: use <chatter/> (xml-deprecated-oe-chatter)")
-        if node.tag == "field" and node.get("name") in ("numbercall", "doall"):
-            found.append(f"{line}: cron field {node.get('name')} removed in 17.0")
-        if node.tag == "field" and node.text and node.text.strip().isdigit() and not len(node):
-            found.append(f"{line}: numeric value without eval (xml-field-numeric-without-eval)")
-        if node.get("position") == "replace" and node.tag != "attribute":
-            found.append(f"{line}: position='replace' (xml-view-dangerous-replace-low-priority)")
-        if node.tag in ("record", "template", "menuitem") and "." in node.get("id", "").split(ADDON + ".", 1)[-1]:
-            found.append(f"{line}: id {node.get('id')} of another module")
-        if node.get("id", "").startswith(ADDON + "."):
-            found.append(f"{line}: redundant module name in id (xml-redundant-module-name)")
-    return found
+def test_pre_commit_hooks_are_local():
+    """Every hook is a local one running the project venv's tools: pre-commit needs no download."""
+    assert [repo["repo"] for repo in CONFIG["repos"]] == ["local"]
+    assert {hook["language"] for hook in HOOKS} == {"system"}
+    assert all(hook["entry"].startswith("scripts/venv_tool.sh ") for hook in HOOKS)
+    assert [hook["id"] for hook in HOOKS] == ["ruff-check", "ruff-format", "pylint-odoo", "xml-checks"]
+
+
+@pytest.mark.parametrize("hook", [hook["id"] for hook in HOOKS])
+def test_lint(hook, pre_commit_env):
+    """`pre-commit run --all-files` passes, offline, hook by hook (ruff, ruff-format, pylint-odoo, XML)."""
+    result = subprocess.run(
+        [os.path.join(BIN, "pre-commit"), "run", "--all-files", "--color=never", hook],
+        cwd=ROOT,
+        env=pre_commit_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"pre-commit hook {hook} failed:\n{result.stdout}\n{result.stderr}"
 
 
 def test_xml_files():
     """XML files are listed in the manifest, well formed, free of deprecated syntax, with unique ids."""
-    listed, on_disk = _xml_files()
+    listed, on_disk = check_xml.xml_files(ADDON_DIR)
     assert sorted(listed) == on_disk, "every XML file is declared once in the manifest (file-not-used)"
-    problems, ids = [], Counter()
-    for path in listed:
-        with open(os.path.join(ROOT, ADDON, path), "rb") as handle:
-            content = handle.read()
-        if not content.startswith(XML_HEADER):
-            problems.append(f"{path}: header must be {XML_HEADER.decode()} (xml-header-wrong)")
-        tree = etree.ElementTree(etree.fromstring(content, etree.XMLParser(remove_comments=True)))
-        problems += _problems(path, tree)
-        ids.update(node.get("id") for node in tree.iter("record", "template", "menuitem") if node.get("id"))
-    problems += [f"duplicate xml id {xmlid} (xml-duplicate-record-id)" for xmlid, count in ids.items() if count > 1]
+    problems = check_xml.file_problems(ADDON_DIR, listed)
     assert not problems, "\n".join(problems)
+
+
+def test_xml_checks_find_deprecated_syntax(tmp_path):
+    """The XML checks report deprecated 18.0 syntax, a wrong header and a file the manifest does not list."""
+    addon = tmp_path / "smtp_invoicing"
+    (addon / "views").mkdir(parents=True)
+    (addon / "__manifest__.py").write_text("{'data': ['views/a.xml'], 'demo': []}")
+    (addon / "views" / "a.xml").write_text(
+        "<?xml version='1.0'?>\n<odoo><data><record id='smtp_invoicing.x' model='ir.ui.view'>"
+        "<field name='arch' type='xml'><tree attrs='{}'/></field></record></data></odoo>"
+    )
+    (addon / "views" / "b.xml").write_text(check_xml.XML_HEADER.decode() + "\n<odoo/>")
+    text = "\n".join(check_xml.check(str(addon)))
+    for expected in (
+        "file-not-used",
+        "xml-header-wrong",
+        "xml-deprecated-data-node",
+        "xml-deprecated-tree-attribute",
+        "xml-deprecated-attribute",
+        "xml-redundant-module-name",
+    ):
+        assert expected in text, expected
+    assert check_xml.main([str(addon)]) == 1

@@ -21,9 +21,11 @@ class TestMailboxSettings(SmtpInvoicingCase):
             view="smtp_invoicing.ir_mail_server_view_form_smtp_invoicing",
         )
         form.smtp_invoicing_preset = "gmail"
-        self.assertEqual((form.smtp_host, form.smtp_port, form.smtp_encryption), ("smtp.gmail.com", 587, "starttls"))
+        self.assertEqual(
+            (form.smtp_host, form.smtp_port, form.smtp_invoicing_protocol), ("smtp.gmail.com", 587, "starttls")
+        )
         form.smtp_invoicing_preset = "ovh"
-        self.assertEqual((form.smtp_host, form.smtp_port, form.smtp_encryption), ("ssl0.ovh.net", 465, "ssl"))
+        self.assertEqual((form.smtp_host, form.smtp_port, form.smtp_invoicing_protocol), ("ssl0.ovh.net", 465, "ssl"))
         form.name = "Gmail"
         form.sender_name = "ACME Billing"
         form.sender_email = MAILBOX_LOGIN

@@ -16,3 +16,9 @@ def preset_values(code):
     if not preset:
         return {}
     return {"smtp_host": preset["host"], "smtp_port": preset["port"], "smtp_encryption": preset["encryption"]}
+
+
+def preset_of_host(host):
+    """Return the preset whose host is ``host``, or "custom"."""
+    host = (host or "").strip().lower()
+    return next((code for code, preset in PRESETS.items() if preset["host"] == host), "custom")

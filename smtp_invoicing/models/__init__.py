@@ -14,3 +14,6 @@ from . import account_move
 from . import account_move_send
 from . import account_move_send_wizard
 from . import smtp_invoicing_test_email
+from . import ir_mail_server_protocol
+from . import ir_mail_server_conversion
+from . import account_move_reminder_button

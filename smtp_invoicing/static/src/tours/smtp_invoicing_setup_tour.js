@@ -66,6 +66,12 @@ registry.category("web_tour.tours").add("smtp_invoicing_setup", {
             trigger: ".alert-warning:contains(App Password)",
         },
         {
+            content: "The protocol is TLS (STARTTLS) or SSL: no unencrypted choice is offered",
+            trigger:
+                "div[name=smtp_invoicing_protocol]:has(input[data-value=starttls]:checked)" +
+                ":has(input[data-value=ssl]):not(:has(input[data-value=none]))",
+        },
+        {
             content: "Point the mailbox at the test's loopback server (Gmail itself is not reachable here)",
             trigger: "div[name=smtp_host] input",
             async run(helpers) {

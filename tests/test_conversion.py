@@ -1,0 +1,125 @@
+"""*Use as own mailbox* on a core outgoing server: converted in place, password kept and encrypted, verified."""
+
+from lxml import etree
+
+from odoo.exceptions import UserError
+
+from odoo.addons.smtp_invoicing.models.ir_mail_server_conversion import sender_of
+
+from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+
+
+class TestConversion(SmtpInvoicingCase):
+    def setUp(self):
+        super().setUp()
+        self.loopback = self.start_server()
+
+    def core_server(self, **values):
+        """An outgoing server as an administrator makes it in Settings › Technical › Outgoing Mail Servers."""
+        vals = {
+            "name": "Office relay",
+            "smtp_host": self.loopback.host,
+            "smtp_port": self.loopback.port,
+            "smtp_encryption": "starttls",
+            "smtp_authentication": "login",
+            "smtp_user": MAILBOX_LOGIN,
+            "smtp_pass": PASSWORD,
+            # a self-hosted server's CA, which the loopback server needs (public providers do not)
+            "smtp_invoicing_ca_cert": self.pki.ca_pem,
+        }
+        vals.update(values)
+        return self.env["ir.mail_server"].create(vals)
+
+    def password_columns(self, server):
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT smtp_pass, smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [server.id]
+        )
+        return self.env.cr.fetchone()
+
+    def assertConvertedAndVerified(self, server):
+        auth_before = len(self.loopback.auth_attempts)
+        action = server.action_smtp_invoicing_convert()
+        self.assertTrue(server.smtp_invoicing_mailbox)
+        self.assertEqual(server.verification_state, "pending")
+        self.assertEqual(
+            (action["res_model"], action["res_id"], action["views"]),
+            (
+                "ir.mail_server",
+                server.id,
+                [(self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing").id, "form")],
+            ),
+        )
+        self.env["ir.mail_server"]._cron_verify_mail_servers()
+        self.assertEqual(server.verification_state, "verified", server.verification_message)
+        self.assertEqual(
+            [attempt[1:] for attempt in self.loopback.auth_attempts[auth_before:]], [(MAILBOX_LOGIN, PASSWORD)]
+        )
+        clear, encrypted = self.password_columns(server)
+        self.assertFalse(clear, "an own mailbox's password is never in core's clear column")
+        self.assertTrue(encrypted)
+        self.assertNotIn(PASSWORD, encrypted)
+
+    def test_core_server_becomes_a_verified_mailbox_in_place(self):
+        """The same record becomes an own mailbox, its clear password encrypted, sender and company filled, verified."""
+        server = self.core_server()
+        self.assertEqual(self.password_columns(server), (PASSWORD, None), "core keeps its password in clear")
+        self.assertConvertedAndVerified(server)
+        self.assertEqual(server.name, "Office relay")
+        self.assertEqual((server.sender_email, server.sender_name), (MAILBOX_LOGIN, self.company.name))
+        self.assertEqual(server.smtp_invoicing_company_id, self.mailbox_user.company_id)
+        self.assertEqual(server.smtp_invoicing_preset, "custom")
+        self.assertIn("Converted from an outgoing server", " ".join(server.message_ids.mapped("body")))
+
+    def test_gmail_server_gets_the_gmail_preset(self):
+        """A server on smtp.gmail.com is shown with the Gmail preset (and its App Password help)."""
+        server = self.core_server(smtp_host="smtp.gmail.com", smtp_port=587)
+        server.action_smtp_invoicing_convert()
+        self.assertEqual(server.smtp_invoicing_preset, "gmail")
+
+    def test_sender_comes_from_the_user_name_else_a_full_from_filter(self):
+        """The sender is the user name when it is an address, else FROM Filtering when it is one full address."""
+        self.assertEqual(sender_of("Billing@Invoicing.test", "other@invoicing.test"), "billing@invoicing.test")
+        self.assertEqual(sender_of("billing", "factures@acme.test"), "factures@acme.test")
+        self.assertFalse(sender_of("billing", "acme.test"))
+        self.assertFalse(sender_of("billing", "a@acme.test,b@acme.test"))
+        self.assertFalse(sender_of(False, False))
+
+    def assertRefused(self, server, text):
+        before = server.read(["smtp_invoicing_mailbox", "verification_state", "sender_email"])
+        with self.assertRaises(UserError) as caught:
+            server.action_smtp_invoicing_convert()
+        self.assertIn(text, caught.exception.args[0])
+        self.assertIn(server.name, caught.exception.args[0])
+        self.assertEqual(server.read(["smtp_invoicing_mailbox", "verification_state", "sender_email"]), before)
+        self.assertFalse(self.loopback.auth_attempts)
+
+    def test_unlicensed_user_name_is_refused(self):
+        """A user name that is no active internal user's login or email is refused with the licence message."""
+        self.assertRefused(self.core_server(smtp_user="stranger@invoicing.test"), "active internal user")
+        server = self.core_server(name="Archived user's relay")
+        self.mailbox_user.active = False
+        self.assertRefused(server, "active internal user")
+
+    def test_unencrypted_server_is_refused(self):
+        """A server without TLS or SSL is refused: an own mailbox never sends its password unencrypted."""
+        self.assertRefused(self.core_server(smtp_encryption="none"), "TLS (STARTTLS) or SSL")
+
+    def test_server_without_password_login_is_refused(self):
+        """Command-line authentication, or login without a user name, is refused: a mailbox logs in."""
+        self.assertRefused(self.core_server(smtp_authentication="cli"), "user name and password")
+        self.assertRefused(self.core_server(name="Anonymous relay", smtp_user=False), "user name and password")
+
+    def test_own_mailbox_is_refused(self):
+        """An own mailbox cannot be converted again."""
+        self.assertRefused(self.create_mailbox(), "already an own mailbox")
+
+    def test_button_on_core_form_for_core_servers_only(self):
+        """Core's server form has *Use as own mailbox* for Settings administrators, hidden on own mailboxes."""
+        views = self.env["ir.mail_server"].get_views([(self.env.ref("base.ir_mail_server_form").id, "form")])
+        arch = etree.fromstring(views["views"]["form"]["arch"])
+        [button] = arch.xpath("//header/button[@name='action_smtp_invoicing_convert']")
+        self.assertEqual(button.get("invisible"), "smtp_invoicing_mailbox")
+        self.assertTrue(button.get("confirm"))
+        view = self.env.ref("smtp_invoicing.ir_mail_server_form_smtp_invoicing_conversion")
+        self.assertIn('groups="base.group_system"', view.arch_db)
