@@ -132,7 +132,7 @@ class TestSelfHealing(SmtpInvoicingCase):
         self.env.invalidate_all()
         mailbox.smtp_port = 2588
         self.env.flush_all()
-        self.env["ir.mail_server"]._smtp_invoicing_record_lease(lease, None)
+        self.env["ir.mail_server"]._smtp_invoicing_record_leases([(lease, None)])
         self.env.invalidate_all()
         self.assertEqual(mailbox.verification_state, "draft")
         self.assertFalse(mailbox.smtp_invoicing_lease_until)

@@ -149,9 +149,8 @@ class IrMailServer(models.Model):
                 if not running:
                     break
                 finished, _pending = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                for future in finished:
-                    self._smtp_invoicing_record_lease(running.pop(future), future.exception())
-                    done += 1
+                self._smtp_invoicing_record_leases([(running.pop(future), future.exception()) for future in finished])
+                done += len(finished)
         self.env.invalidate_all()
         if waiting:
             _logger.info("Mail server verification: time budget spent, %s left for the next run", len(waiting))
@@ -205,25 +204,38 @@ class IrMailServer(models.Model):
         return leases
 
     @api.model
-    def _smtp_invoicing_record_lease(self, lease, error):
-        """Record the outcome of the check of ``lease`` in a short transaction of its own.
+    def _smtp_invoicing_record_leases(self, outcomes):
+        """Record the outcomes ``[(lease, error or None)]`` of finished checks in one short transaction.
 
-        Nothing is recorded when the lease is no longer the one the check took (settings
-        changed meanwhile, or the lease expired and another worker took the mailbox).
+        Nothing is recorded for a lease that is no longer the one its check took (settings
+        changed meanwhile, or the lease expired and another worker took the mailbox). One
+        mailbox whose result cannot be saved is logged by id; the others are kept.
         """
         try:
             with self.env.registry.cursor() as cr:
-                cr.execute(
-                    "SELECT id FROM ir_mail_server WHERE id = %s AND smtp_invoicing_lease_until = %s FOR NO KEY UPDATE",
-                    [lease.server_id, lease.until],
-                )
-                if not cr.fetchone():
-                    _logger.info("Mail server %s: verification result dropped, its lease ended", lease.server_id)
-                    return
-                server = self.env(cr=cr, su=True)["ir.mail_server"].browse(lease.server_id)
-                server._smtp_invoicing_record_verification(error)
-        except Exception:  # one mailbox must not stop the others
-            _logger.exception("Mail server %s: the verification result could not be saved", lease.server_id)
+                env = self.env(cr=cr, su=True)
+                for lease, error in outcomes:
+                    try:
+                        with cr.savepoint():
+                            cr.execute(
+                                "SELECT id FROM ir_mail_server WHERE id = %s AND smtp_invoicing_lease_until = %s "
+                                "FOR NO KEY UPDATE",
+                                [lease.server_id, lease.until],
+                            )
+                            if not cr.fetchone():
+                                _logger.info(
+                                    "Mail server %s: verification result dropped, its lease ended", lease.server_id
+                                )
+                                continue
+                            env["ir.mail_server"].browse(lease.server_id)._smtp_invoicing_record_verification(error)
+                            env.flush_all()
+                    except Exception:  # one mailbox must not stop the others
+                        _logger.exception("Mail server %s: the verification result could not be saved", lease.server_id)
+                        env.invalidate_all()
+        except Exception:  # the database itself is gone: the leases expire, the next run checks again
+            _logger.exception(
+                "Verification results could not be saved: %s", [lease.server_id for lease, _e in outcomes]
+            )
 
     def _smtp_invoicing_credentials(self):
         """Return the login of this mailbox for ``smtp.open_session``/``smtp.verify``: user and password.
@@ -265,7 +277,6 @@ class IrMailServer(models.Model):
         """
         self.ensure_one()
         server = self.sudo()
-        now = fields.Datetime.now()
         if error is None:
             server._smtp_invoicing_mark_verified()
         elif isinstance(error, smtp.SmtpCheckError) and smtp.is_temporary(error.reason):
@@ -283,7 +294,6 @@ class IrMailServer(models.Model):
                 )
             server._smtp_invoicing_mark_failed(message)
         server.smtp_invoicing_lease_until = False
-        return now
 
     def _smtp_invoicing_mark_verified(self):
         """The settings work: Verified, re-checked after the re-verification interval; held mails leave."""
