@@ -112,6 +112,91 @@ ensure_mail_stack_packages() {
     [ -e /run/dovecot/master.pid ] && doveadm stop >/dev/null 2>&1 || true
 }
 
+# What a cached database depends on, as a short hash: the Odoo source tree (paths, sizes
+# and dates: release.py names no nightly build), the install command and, for a database
+# with smtp_invoicing, the content of the addon. Usage: _template_key MODULES [FROM_KEY]
+_template_key() {
+    {
+        printf '%s\n' "$1" "${2:-}" "--without-demo=all"
+        (cd "$ODOO_SRC" && find . -name __pycache__ -prune -o -type f ! -name '*.pyc' -printf '%P %s %T@\n' \
+            | LC_ALL=C sort)
+        case ",$1," in
+            *,smtp_invoicing,*)
+                (cd "$ROOT" && find smtp_invoicing -name __pycache__ -prune -o -type f ! -name '*.pyc' -print0 \
+                    | LC_ALL=C sort -z | xargs -0 sha256sum) ;;
+        esac
+    } | sha256sum | cut -c1-16
+}
+
+# copy_template_db TEMPLATE DB DATA_DIR [DB_DATA_DIR]
+# DB becomes a fresh copy of TEMPLATE (createdb -T), and DB_DATA_DIR/filestore/DB (DB_DATA_DIR
+# defaults to DATA_DIR) a copy of DATA_DIR/filestore/TEMPLATE: Odoo finds attachments by path.
+copy_template_db() {
+    local template="$1" db="$2" data_dir="$3" db_data_dir="${4:-$3}"
+    PGOPTIONS="-c client_min_messages=warning" dropdb -h 127.0.0.1 -U root --if-exists "$db"
+    createdb -h 127.0.0.1 -U root -T "$template" "$db"
+    rm -rf "$db_data_dir/filestore/$db"
+    mkdir -p "$db_data_dir/filestore"
+    if [ -d "$data_dir/filestore/$template" ]; then
+        cp -r "$data_dir/filestore/$template" "$db_data_dir/filestore/$db"
+    fi
+}
+
+# ensure_template_db NAME DATA_DIR [MODULES [FROM]]
+# Make NAME a database with MODULES (default smtp_invoicing) installed without demo data,
+# its filestore in DATA_DIR, built on a copy of the template FROM (ensured first) when given.
+# DATA_DIR/NAME.stamp holds the key of what NAME was built from and a build id, and so does
+# the database's comment: when both match the key, nothing is done or printed; otherwise NAME
+# is rebuilt (a build elsewhere changes the comment, so a filestore never outlives its
+# database). Callers derive NAME from their own database name: suites run side by side with
+# different databases never share a template.
+ensure_template_db() {
+    local name="$1" data_dir="$2" modules="${3:-smtp_invoicing}" from="${4:-}" from_key="" key
+    mkdir -p "$data_dir"
+    if [ -n "$from" ]; then
+        from_key="$(cat "$data_dir/$from.stamp" 2>/dev/null)" || {
+            log "template $from is missing: ensure it before $name"
+            return 1
+        }
+    fi
+    key="$(_template_key "$modules" "$from_key")"
+    local stamp
+    stamp="$(cat "$data_dir/$name.stamp" 2>/dev/null)" || true
+    if [ "${stamp%% *}" = "$key" ] && [ "$(psql -h 127.0.0.1 -U root -d postgres -tAc \
+            "select shobj_description(oid, 'pg_database') from pg_database where datname = '$name'")" = "$stamp" ]; then
+        return 0
+    fi
+    log "building template database $name: $modules installed${from:+ on a copy of $from}"
+    rm -f "$data_dir/$name.stamp"
+    if [ -n "$from" ]; then
+        copy_template_db "$from" "$name" "$data_dir"
+    else
+        PGOPTIONS="-c client_min_messages=warning" dropdb -h 127.0.0.1 -U root --if-exists "$name"
+        rm -rf "$data_dir/filestore/$name"
+    fi
+    "$VENV/bin/python" "$ODOO_SRC/odoo-bin" \
+        --addons-path "$ODOO_SRC/odoo/addons,$ROOT" \
+        --db_host 127.0.0.1 --db_user root --data-dir "$data_dir" \
+        -d "$name" -i "$modules" --without-demo=all --stop-after-init \
+        --log-level=warn --max-cron-threads=0 --http-port=0 2>&1 \
+        | grep -v "Running as user 'root'" >&2 || true
+    local wanted installed
+    wanted="$(tr ',' '\n' <<<"$modules" | sort -u | wc -l)"
+    installed="$(psql -h 127.0.0.1 -U root -d "$name" -tAc "select count(*) from ir_module_module
+        where state = 'installed' and name = any(string_to_array('$modules', ','))" 2>/dev/null)" || true
+    if [ "$installed" != "$wanted" ]; then
+        log "installation of $modules in $name failed"
+        return 1
+    fi
+    stamp="$key $(date +%s%N)-$$"
+    psql -h 127.0.0.1 -U root -d postgres -qc "comment on database \"$name\" is '$stamp'"
+    echo "$stamp" >"$data_dir/$name.stamp"
+}
+
+# What smtp_invoicing depends on: the database the upgrade test installs the module on, and
+# the layer under the module's own template (an addon change reinstalls the module only).
+BASE_MODULES="base,mail,account"
+
 bootstrap() {
     ensure_odoo
     ensure_system_packages
