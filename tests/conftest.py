@@ -2,7 +2,8 @@
 
 Odoo's test classes (TransactionCase, HttpCase) then run as ordinary pytest
 items. The database is prepared by scripts/test.sh (``SMTP_INVOICING_TEST_DB``).
-Skipped tests count as failures: a test that does not run proves nothing.
+Skipped tests count as failures: a test that does not run proves nothing; a test
+that outlives its timeout (pytest.ini) stops the run with a failure.
 """
 
 import base64
@@ -17,6 +18,7 @@ import threading
 import traceback
 
 import pytest
+import pytest_timeout
 
 ODOO_SRC = os.environ.get("ODOO_SRC", "/opt/odoo/18.0")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -254,6 +256,37 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"test was skipped, which this suite treats as a failure: {reason}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item, settings):
+    """Name the test that ran out of time, then let pytest-timeout print the stacks and stop.
+
+    With the thread method (pytest.ini) a timeout ends the run at once with status 1, before
+    any report: without this line, only the stacks would tell which test hung.
+    """
+    if settings.method != "thread":
+        return None
+
+    def expire():
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        if capture:
+            capture.suspend_global_capture()  # or the line would go to the captured output
+        item.config.get_terminal_writer().line(
+            f"\nFAILED {item.nodeid}: still running after {settings.timeout:g} s (pytest-timeout), the run stops here"
+        )
+        pytest_timeout.timeout_timer(item, settings)
+
+    timer = threading.Timer(settings.timeout, expire)
+    timer.name = f"pytest_timeout {item.nodeid}"
+
+    def cancel():
+        timer.cancel()
+        timer.join()
+
+    item.cancel_timeout = cancel
+    timer.start()
+    return True
 
 
 def pytest_collection_modifyitems(items):
