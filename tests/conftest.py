@@ -41,7 +41,14 @@ WATCHED_LOGGERS = (
     "smtp_invoicing_lib_smtp_faults",
 )
 # Passwords the tests use besides those the loopback servers know (smtp_servers.KNOWN_SECRETS).
-EXTRA_SECRETS = ("relay-secret", "other-secret", "new-secret", "their-secret", "legacy-secret")
+EXTRA_SECRETS = (
+    "mailbox-upgrade-secret",
+    "relay-secret",
+    "other-secret",
+    "new-secret",
+    "their-secret",
+    "legacy-secret",
+)
 MIN_SECRET_LENGTH = 8  # shorter test passwords ("another") are ordinary words
 LEAKS = []
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")

@@ -7,23 +7,18 @@ each step a mail is sent through that server to a loopback SMTP server, which ch
 password.
 """
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
-import odoo
-
-from conftest import DB_NAME, ODOO_SRC, ROOT
+import odoo_runs
+from conftest import DB_NAME
 from smtp_servers import SmtpServer
 
 RELAY_PASSWORD = "relay-upgrade-secret"
+MAILBOX_PASSWORD = "mailbox-upgrade-secret"
 SCRATCH_DB = f"{DB_NAME}_upgrade"
-BASE_TEMPLATE = f"{DB_NAME}_template_base"  # as named by scripts/test.sh
 
 SEND = """
 server = env["ir.mail_server"].search([("name", "=", "Legacy relay")])
@@ -37,73 +32,20 @@ print("RESULT:" + json.dumps({"template_server": template.mail_server_id.id, "se
 """
 
 
-def odoo_bin(data_dir, *args, stdin=None):
-    command = [
-        sys.executable,
-        os.path.join(ODOO_SRC, "odoo-bin"),
-        *args[:1],
-        "--addons-path",
-        f"{ODOO_SRC}/odoo/addons,{ROOT}",
-        "--db_host",
-        "127.0.0.1",
-        "--db_user",
-        os.environ.get("PGUSER", "root"),
-        "--data-dir",
-        data_dir,
-        "-d",
-        SCRATCH_DB,
-        "--without-demo",
-        "all",
-        "--log-level",
-        "warn",
-        "--max-cron-threads",
-        "0",
-        "--http-port",
-        "0",
-        *args[1:],
-    ]
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
-
-
-def from_base_template(data_dir):
-    """Create SCRATCH_DB as a copy of BASE_TEMPLATE, which is built first if missing or outdated."""
-    template_data_dir = odoo.tools.config["data_dir"]  # where scripts/test.sh keeps the templates
-    done = subprocess.run(
-        [
-            "bash",
-            "-c",
-            'source "$1" && ensure_template_db "$2" "$3" "$BASE_MODULES" && copy_template_db "$2" "$4" "$3" "$5"',
-            "_",
-            os.path.join(ROOT, "scripts", "bootstrap.sh"),
-            BASE_TEMPLATE,
-            template_data_dir,
-            SCRATCH_DB,
-            data_dir,
-        ],
-        env={**os.environ, "ODOO_SRC": ODOO_SRC, "SMTP_INVOICING_VENV": sys.prefix},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def odoo_bin(data_dir, *args):
+    return odoo_runs.odoo_bin(SCRATCH_DB, data_dir, *args)
 
 
 def shell(data_dir, script):
-    output = odoo_bin(data_dir, "shell", "--no-http", stdin="import json\n" + script + "\nenv.cr.commit()\n")
-    results = [line for line in output.splitlines() if line.startswith("RESULT:")]
-    assert results, output[-3000:]
-    return json.loads(results[-1][len("RESULT:") :])
+    return odoo_runs.shell(SCRATCH_DB, data_dir, script)
 
 
 def dropdb():
-    subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", os.environ.get("PGUSER", "root"), "--if-exists", SCRATCH_DB],
-        check=True,
-        capture_output=True,
-    )
+    odoo_runs.dropdb(SCRATCH_DB)
+
+
+def from_base_template(data_dir):
+    odoo_runs.from_template(odoo_runs.BASE_TEMPLATE, SCRATCH_DB, data_dir)
 
 
 @pytest.fixture
@@ -119,8 +61,11 @@ def scratch():
 
 @pytest.mark.timeout(600)  # seven odoo-bin runs (35 s on an idle machine), the template's install if missing
 def test_servers_passwords_and_template_links_survive_install_upgrade_uninstall(scratch):
-    """A clear-password server used by a template sends after install, upgrade and uninstall of the module."""
-    with SmtpServer(mode="plain", users={"relay": RELAY_PASSWORD}, advertise_auth_without_tls=True) as relay:
+    """A core server keeps its clear password and template through install, upgrade and uninstall; after
+    uninstall a former own mailbox is archived with its password back and never carries Odoo's mail."""
+    relay = SmtpServer(mode="plain", users={"relay": RELAY_PASSWORD}, advertise_auth_without_tls=True)
+    box = SmtpServer(mode="plain", users={"billing@upgrade.test": MAILBOX_PASSWORD}, advertise_auth_without_tls=True)
+    with relay, box:
         from_base_template(scratch)
         created = shell(
             scratch,
@@ -137,8 +82,23 @@ SUBJECT = "before install"
         assert created["clear_column"] and created["template_server"] == created["server"]
 
         odoo_bin(scratch, "--stop-after-init", "-i", "smtp_invoicing")
-        installed = shell(scratch, 'SUBJECT = "after install"' + SEND)
-        assert not installed["clear_column"], "install must encrypt the clear password"
+        installed = shell(
+            scratch,
+            f"""
+env["ir.config_parameter"].set_param("smtp_invoicing.enabled", "True")
+env["res.users"].with_context(no_reset_password=True).create(
+    {{"name": "Billing", "login": "billing@upgrade.test", "email": "billing@upgrade.test"}}
+)
+env["ir.mail_server"].create({{
+    "name": "Billing mailbox", "smtp_invoicing_mailbox": True, "sender_name": "Billing",
+    "sender_email": "billing@upgrade.test", "smtp_user": "billing@upgrade.test", "smtp_pass": "{MAILBOX_PASSWORD}",
+    "smtp_host": "{box.host}", "smtp_port": {box.port}, "smtp_encryption": "starttls", "sequence": 1,
+}})
+SUBJECT = "after install"
+"""
+            + SEND,
+        )
+        assert installed["clear_column"], "a core server's password is not the module's business"
 
         odoo_bin(scratch, "--stop-after-init", "-u", "smtp_invoicing")
         upgraded = shell(scratch, 'SUBJECT = "after upgrade"' + SEND)
@@ -152,14 +112,26 @@ print("RESULT:" + json.dumps({"state": env["ir.module.module"].search([("name", 
         )
         assert uninstalled_step["state"] == "uninstalled"
         uninstalled = shell(scratch, 'SUBJECT = "after uninstall"' + SEND)
-        assert uninstalled["clear_column"], "uninstall must give core its clear password back"
-
+        assert uninstalled["clear_column"]
+        former = shell(
+            scratch,
+            """
+former = env["ir.mail_server"].with_context(active_test=False).search([("name", "=", "Billing mailbox")])
+env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [former.id])
+password = env.cr.fetchone()[0]
+partner = env["res.partner"].create({"name": "Customer", "email": "customer@client.test"})
+partner.message_post(body="A chatter notification", partner_ids=partner.ids, message_type="comment",
+                     subtype_xmlid="mail.mt_comment")
+print("RESULT:" + json.dumps({"active": former.active, "from_filter": former.from_filter,
+                               "password_back": password == MAILBOX_PASSWORD}))
+""".replace("MAILBOX_PASSWORD", repr(MAILBOX_PASSWORD)),
+        )
+    assert former == {"active": False, "from_filter": "billing@upgrade.test", "password_back": True}
     for step in (installed, upgraded, uninstalled):
         assert step["template_server"] == step["server"] == created["server"]
-    assert [m.message["Subject"] for m in relay.messages] == [
-        "before install",
-        "after install",
-        "after upgrade",
-        "after uninstall",
-    ]
-    assert [attempt[1:] for attempt in relay.auth_attempts] == [("relay", RELAY_PASSWORD)] * 4
+    subjects = [m.message["Subject"] for m in relay.messages]
+    assert subjects[:4] == ["before install", "after install", "after upgrade", "after uninstall"]
+    # the notification after uninstall went through the core relay, never the former mailbox
+    assert len(relay.messages) == 5 and relay.messages[4].rcpt_tos == ["customer@client.test"]
+    assert box.connections == 0
+    assert [attempt[1:] for attempt in relay.auth_attempts] == [("relay", RELAY_PASSWORD)] * 5

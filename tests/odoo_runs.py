@@ -1,0 +1,109 @@
+"""Real odoo-bin runs on scratch databases, for the tests that need whole processes and databases."""
+
+import json
+import os
+import subprocess
+import sys
+
+import odoo
+
+from conftest import DB_NAME, ODOO_SRC, ROOT
+
+BASE_TEMPLATE = f"{DB_NAME}_template_base"  # Odoo with the module's dependencies, as named by scripts/test.sh
+INSTALLED_TEMPLATE = f"{DB_NAME}_template"  # the same with smtp_invoicing installed
+PGUSER = os.environ.get("PGUSER", "root")
+
+
+def odoo_bin(db, data_dir, *args, stdin=None):
+    """Run ``odoo-bin [command] ... -d db`` (the first of ``args`` may be a command) and return its output."""
+    command = [
+        sys.executable,
+        os.path.join(ODOO_SRC, "odoo-bin"),
+        *args[:1],
+        "--addons-path",
+        f"{ODOO_SRC}/odoo/addons,{ROOT}",
+        "--db_host",
+        "127.0.0.1",
+        "--db_user",
+        PGUSER,
+        "--data-dir",
+        data_dir,
+        "-d",
+        db,
+        "--without-demo",
+        "all",
+        "--log-level",
+        "warn",
+        "--max-cron-threads",
+        "0",
+        "--http-port",
+        "0",
+        *args[1:],
+    ]
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def shell(db, data_dir, script):
+    """Run ``script`` in ``odoo-bin shell`` on ``db``, commit, and return what it printed as ``RESULT:{json}``."""
+    output = odoo_bin(db, data_dir, "shell", "--no-http", stdin="import json\n" + script + "\nenv.cr.commit()\n")
+    results = [line for line in output.splitlines() if line.startswith("RESULT:")]
+    assert results, output[-3000:]
+    return json.loads(results[-1][len("RESULT:") :])
+
+
+def dropdb(db):
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", PGUSER, "--if-exists", db], check=True, capture_output=True)
+
+
+def from_template(template, db, data_dir):
+    """Create ``db`` as a copy of the cached ``template`` (built first if missing or outdated)."""
+    template_data_dir = odoo.tools.config["data_dir"]  # where scripts/test.sh keeps the templates
+    ensure = 'ensure_template_db "$2" "$3" "$BASE_MODULES"'
+    if template == INSTALLED_TEMPLATE:
+        ensure = f'{ensure} && ensure_template_db "$6" "$3" smtp_invoicing "$2"'
+        base = BASE_TEMPLATE
+    else:
+        base = template
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'source "$1" && {ensure} && copy_template_db "$7" "$4" "$3" "$5"',
+            "_",
+            os.path.join(ROOT, "scripts", "bootstrap.sh"),
+            base,
+            template_data_dir,
+            db,
+            data_dir,
+            INSTALLED_TEMPLATE,
+            template,
+        ],
+        env={**os.environ, "ODOO_SRC": ODOO_SRC, "SMTP_INVOICING_VENV": sys.prefix},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def odoo_db(*args, data_dir):
+    """Run Odoo's database manager command line, ``odoo-bin db ... ARGS`` (duplicate, rename...)."""
+    command = [
+        sys.executable,
+        os.path.join(ODOO_SRC, "odoo-bin"),
+        "db",
+        "--addons-path",
+        f"{ODOO_SRC}/odoo/addons,{ROOT}",
+        "--db_host",
+        "127.0.0.1",
+        "--db_user",
+        PGUSER,
+        "--data-dir",
+        data_dir,
+        *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
