@@ -90,6 +90,14 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
         vals.update(values)
         return cls.env["ir.mail_server"].create(vals)
 
+    def invoice_mailbox(self):
+        """A fresh loopback server and a verified mailbox on it that the invoice template sends from."""
+        self.server = self.start_server()
+        self.mailbox = self.verify(self.create_mailbox(self.server))
+        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
+        self.env.ref("account.email_template_edi_invoice").mail_server_id = self.mailbox
+        return self.mailbox
+
     def verify(self, mailbox):
         """Request verification and run the scheduled action, as the cron worker would."""
         mailbox.action_verify()

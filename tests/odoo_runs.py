@@ -14,12 +14,12 @@ INSTALLED_TEMPLATE = f"{DB_NAME}_template"  # the same with smtp_invoicing insta
 PGUSER = os.environ.get("PGUSER", "root")
 
 
-def odoo_bin(db, data_dir, *args, stdin=None):
-    """Run ``odoo-bin [command] ... -d db`` (the first of ``args`` may be a command) and return its output."""
-    command = [
+def _odoo_command(command, data_dir):
+    """``odoo-bin COMMAND`` with this checkout on the addons path and the scratch databases' server."""
+    return [
         sys.executable,
         os.path.join(ODOO_SRC, "odoo-bin"),
-        *args[:1],
+        *command,
         "--addons-path",
         f"{ODOO_SRC}/odoo/addons,{ROOT}",
         "--db_host",
@@ -28,6 +28,13 @@ def odoo_bin(db, data_dir, *args, stdin=None):
         PGUSER,
         "--data-dir",
         data_dir,
+    ]
+
+
+def odoo_bin(db, data_dir, *args, stdin=None):
+    """Run ``odoo-bin [command] ... -d db`` (the first of ``args`` may be a command) and return its output."""
+    command = [
+        *_odoo_command(args[:1], data_dir),
         "-d",
         db,
         "--without-demo",
@@ -91,19 +98,6 @@ def from_template(template, db, data_dir):
 
 def odoo_db(*args, data_dir):
     """Run Odoo's database manager command line, ``odoo-bin db ... ARGS`` (duplicate, rename...)."""
-    command = [
-        sys.executable,
-        os.path.join(ODOO_SRC, "odoo-bin"),
-        "db",
-        "--addons-path",
-        f"{ODOO_SRC}/odoo/addons,{ROOT}",
-        "--db_host",
-        "127.0.0.1",
-        "--db_user",
-        PGUSER,
-        "--data-dir",
-        data_dir,
-        *args,
-    ]
+    command = [*_odoo_command(["db"], data_dir), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

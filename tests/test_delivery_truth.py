@@ -27,10 +27,7 @@ class TestDeliveryTruth(SmtpInvoicingCase):
 
     def setUp(self):
         super().setUp()
-        self.server = self.start_server()
-        self.mailbox = self.verify(self.create_mailbox(self.server))
-        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
-        self.invoice_template.mail_server_id = self.mailbox
+        self.invoice_mailbox()
         self.mail_queue = self.env.ref("mail.ir_cron_mail_scheduler_action")
 
     def invoice(self):

@@ -23,10 +23,7 @@ class TestLostMail(SmtpInvoicingCase):
 
     def setUp(self):
         super().setUp()
-        self.server = self.start_server()
-        self.mailbox = self.verify(self.create_mailbox(self.server))
-        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
-        self.invoice_template.mail_server_id = self.mailbox
+        self.invoice_mailbox()
 
     def invoices(self, count):
         return self.env["account.move"].union(

@@ -20,10 +20,7 @@ class TestSending(SmtpInvoicingCase):
 
     def setUp(self):
         super().setUp()
-        self.server = self.start_server()
-        self.mailbox = self.verify(self.create_mailbox(self.server))
-        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
-        self.invoice_template.mail_server_id = self.mailbox
+        self.invoice_mailbox()
 
     def send_and_print(self, invoice, user=None):
         # a real PDF, as outside test mode
