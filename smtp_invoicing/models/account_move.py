@@ -1,4 +1,5 @@
 import logging
+from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 from odoo import _, api, fields, models
@@ -204,15 +205,18 @@ class AccountMove(models.Model):
         reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
         sending = bool(templates and (templates - reminder))
         now = fields.Datetime.now()
+        groups = defaultdict(lambda: self.browse())  # changed values (as a tuple) -> moves, one write each
         for move in self.sudo():
             values = {"smtp_invoicing_delivery_state": state, "smtp_invoicing_mail_failure": failure or False}
             if state == "sent":
                 values["smtp_invoicing_delivered_at"] = now
             if sending:
                 values["is_move_sent"] = state == "sent" or bool(move.smtp_invoicing_delivered_at)
-            changed = {name: value for name, value in values.items() if move[name] != value}
+            changed = tuple((name, value) for name, value in values.items() if move[name] != value)
             if changed:
-                move.write(changed)
+                groups[changed] |= move
+        for changed, moves in groups.items():
+            moves.write(dict(changed))
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
         """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""

@@ -337,12 +337,19 @@ class IrMailServer(models.Model):
         self.activity_ids.filtered(
             lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type()
         ).action_feedback(feedback=_("Mailbox verified again."))
+        # mails held for the mailbox (never retried: a retry keeps its own backoff) leave now
+        now = fields.Datetime.now()
         waiting = (
             self.env["mail.mail"]
             .sudo()
-            .search_count([("mail_server_id", "in", self.ids), ("state", "=", "outgoing")], limit=1)
+            .search(
+                [("mail_server_id", "in", self.ids), ("state", "=", "outgoing"), ("smtp_invoicing_retry_count", "=", 0)]
+            )
         )
-        if waiting:
+        waiting.filtered(lambda mail: mail.scheduled_date and mail.scheduled_date > now).write({"scheduled_date": now})
+        if waiting or self.env["mail.mail"].sudo().search_count(
+            [("mail_server_id", "in", self.ids), ("state", "=", "outgoing")], limit=1
+        ):
             self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
 
     def action_smtp_invoicing_resend_failed(self):

@@ -2,6 +2,7 @@ import contextlib
 import contextvars
 import logging
 import smtplib
+from collections import defaultdict
 from datetime import timedelta
 
 from odoo import _, api, fields, models
@@ -13,6 +14,8 @@ from .ir_mail_server_delivery import REFUSAL
 # it stays in exception.
 RETRY_MINUTES = (5, 15, 60, 240, 720)
 MAX_RETRIES = len(RETRY_MINUTES)
+# Mails waiting for their mailbox are looked at again after this many minutes at the latest.
+HOLD_MINUTES = 60
 
 # Set by the module's own sending paths (Send & Print, the composer with a
 # template, template.send_mail, automatic reminders) for the duration of the call:
@@ -87,7 +90,8 @@ class MailMail(models.Model):
         return mails
 
     def _smtp_invoicing_assign_mailboxes(self, chosen):
-        queued = {}
+        updates = defaultdict(lambda: self.browse())  # values (as a tuple) -> mails, written once per group
+        queued = defaultdict(lambda: self.env["account.move"])
         for mail in self:
             choice = chosen.get((mail.model, mail.res_id))
             server = mail.mail_server_id
@@ -97,15 +101,16 @@ class MailMail(models.Model):
                     values = {"mail_server_id": server_id, "smtp_invoicing_mailbox_id": server_id}
                     if mail._smtp_invoicing_carries_document():
                         values["smtp_invoicing_template_id"] = template_id
-                        queued.setdefault(mail.model, set()).add(mail.res_id)
-                    mail.write(values)
+                        if mail.model == "account.move":
+                            queued[template_id] |= self.env["account.move"].browse(mail.res_id)
+                    updates[tuple(values.items())] |= mail
                 elif server.smtp_invoicing_mailbox:
-                    mail.mail_server_id = False
+                    updates[(("mail_server_id", False),)] |= mail
             elif server.smtp_invoicing_mailbox:
                 if server._smtp_invoicing_is_enabled() and (
                     self.env.user._is_superuser() or self.env.user._is_system()
                 ):
-                    mail.smtp_invoicing_mailbox_id = server
+                    updates[(("smtp_invoicing_mailbox_id", server.id),)] |= mail
                 else:
                     _logger.warning(
                         "Mail %s: mail server %s is an own mailbox its template did not choose (asked by user %s); "
@@ -114,11 +119,11 @@ class MailMail(models.Model):
                         server.id,
                         self.env.uid,
                     )
-                    mail.mail_server_id = False
-        for model, res_ids in queued.items():
-            if model == "account.move":
-                moves = self.env["account.move"].browse(res_ids)
-                moves._smtp_invoicing_set_delivery("queued", templates=self.smtp_invoicing_template_id)
+                    updates[(("mail_server_id", False),)] |= mail
+        for values, mails in updates.items():
+            mails.write(dict(values))
+        for template_id, moves in queued.items():
+            moves._smtp_invoicing_set_delivery("queued", templates=self.env["mail.template"].browse(template_id))
 
     def _smtp_invoicing_carries_document(self):
         """True for the mail to the document's own recipients, not its followers' copies."""
@@ -249,8 +254,16 @@ class MailMail(models.Model):
         self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(at=when)
 
     def _smtp_invoicing_hold(self):
-        """Leave these mails in the queue, untouched, until their mailbox is verified again."""
-        self.filtered(lambda mail: mail.state != "outgoing").write({"state": "outgoing"})
+        """Leave these mails in the queue until their mailbox is verified again.
+
+        They are looked at again in an hour at the latest (``HOLD_MINUTES``): waiting mails
+        must not fill the queue's batches and keep other servers' mails from leaving. The
+        mailbox's verification brings them back at once (``_smtp_invoicing_release_held_mails``).
+        """
+        later = fields.Datetime.now() + timedelta(minutes=HOLD_MINUTES)
+        self.filtered(lambda mail: mail.state != "outgoing" or (mail.scheduled_date or later) < later).write(
+            {"state": "outgoing", "scheduled_date": later}
+        )
         self._smtp_invoicing_notifications_pending()
         for mail in self.filtered(lambda mail: mail.smtp_invoicing_template_id and mail.model == "account.move"):
             server = mail.mail_server_id
