@@ -24,6 +24,8 @@
         "views/res_config_settings_views.xml",
         "views/account_move_views.xml",
         "views/res_partner_views.xml",
+        "views/ir_mail_server_bounces_views.xml",
+        "views/account_move_bounce_views.xml",
     ],
     "demo": [
         "demo/smtp_invoicing_demo.xml",

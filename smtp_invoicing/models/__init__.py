@@ -14,3 +14,10 @@ from . import account_move
 from . import account_move_send
 from . import account_move_send_wizard
 from . import smtp_invoicing_test_email
+from . import mail_message
+from . import smtp_invoicing_sent_copy
+from . import smtp_invoicing_bounce
+from . import ir_mail_server_bounces
+from . import ir_mail_server_bounces_poll
+from . import ir_mail_server_sent_copy
+from . import account_move_bounce

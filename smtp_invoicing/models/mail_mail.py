@@ -97,6 +97,8 @@ class MailMail(models.Model):
                     values = {"mail_server_id": server_id, "smtp_invoicing_mailbox_id": server_id}
                     if mail._smtp_invoicing_carries_document():
                         values["smtp_invoicing_template_id"] = template_id
+                        # kept on the message, which outlives an auto-deleted mail (bounces)
+                        values["smtp_invoicing_document_template_id"] = template_id
                         queued.setdefault(mail.model, set()).add(mail.res_id)
                     mail.write(values)
                 elif server.smtp_invoicing_mailbox:
