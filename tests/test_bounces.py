@@ -9,6 +9,7 @@ from unittest.mock import patch
 from freezegun import freeze_time
 
 from odoo import fields
+from odoo.tests import Form
 from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
@@ -40,6 +41,7 @@ LOGINS = {
     "foreign@invoicing.test": "foreign-imap-secret-4",
     "bulk@invoicing.test": "bulk-imap-secret-5",
     "copies@invoicing.test": "copies-imap-secret-6",
+    "checks@invoicing.test": "checks-imap-secret-7",
 }
 
 
@@ -362,6 +364,53 @@ class TestBounces(BounceCase):
         self.assertFalse(mailbox.smtp_invoicing_imap_error)
         self.assertEqual(self.stack.message_count(login, "Sent"), 1)
         self.assertEqual(len(self.server.messages), 1)
+
+    def test_presets_fill_the_incoming_side(self):
+        """Presets fill IMAP host and port; the Sent copy is on for Microsoft 365, Outlook.com, OVH, off for Gmail."""
+        action = self.env.ref("smtp_invoicing.action_smtp_invoicing_mail_servers")
+        form = Form(
+            self.env["ir.mail_server"].with_context(action.context and eval(action.context)),
+            view="smtp_invoicing.ir_mail_server_view_form_smtp_invoicing",
+        )
+        expected = {
+            "gmail": ("imap.gmail.com", 993, False),
+            "microsoft365": ("outlook.office365.com", 993, True),
+            "outlook": ("outlook.office365.com", 993, True),
+            "ovh": ("ssl0.ovh.net", 993, True),
+        }
+        for preset, values in expected.items():
+            form.smtp_invoicing_preset = preset
+            self.assertEqual(
+                (form.smtp_invoicing_imap_host, form.smtp_invoicing_imap_port, form.smtp_invoicing_sent_copy), values
+            )
+
+    def test_verification_logs_in_to_imap_with_its_own_words(self):
+        """Tracking on: SMTP accepts the login but IMAP refuses it, so the mailbox is Failed with the IMAP
+        explanation; Gmail's "IMAP disabled" and an unknown IMAP host have their own words."""
+        login = "checks@invoicing.test"
+        mail_new_test_user(self.env, login=login, email=login, groups="base.group_user", company_id=self.company.id)
+        smtp_server = self.start_server(users={login: "the-smtp-only-secret"})
+        mailbox = self.create_mailbox(
+            smtp_server,
+            name="Checks",
+            sender_email=login,
+            smtp_user=login,
+            smtp_pass="the-smtp-only-secret",
+            smtp_invoicing_imap_host=self.stack.host,
+            smtp_invoicing_imap_port=self.stack.imaps_port,
+            smtp_invoicing_track_bounces=True,
+        )
+        self.verify(mailbox)
+        self.assertEqual(mailbox.verification_state, "failed")
+        self.assertIn("incoming mail server refused the user name or password", mailbox.verification_message)
+        mailbox.smtp_invoicing_track_bounces = False
+        self.verify(mailbox)
+        self.assertEqual(mailbox.verification_state, "verified", "without tracking, IMAP is not needed")
+        disabled = mailbox._smtp_invoicing_reason_message(imap.ImapCheckError("imap_disabled", "[ALERT] ..."))
+        self.assertIn("IMAP is disabled for this account", disabled)
+        self.assertIn("Enable IMAP", disabled)
+        wrong_host = mailbox._smtp_invoicing_reason_message(imap.ImapCheckError("dns"))
+        self.assertIn("does not exist", wrong_host)
 
 
 BULK_LOGIN = "bulk@invoicing.test"
