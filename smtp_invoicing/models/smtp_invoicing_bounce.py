@@ -34,7 +34,19 @@ class SmtpInvoicingBounce(models.Model):
     email = fields.Char(readonly=True)
     status = fields.Char(help="RFC 3463 status code, e.g. 5.1.1", readonly=True)
     kind = fields.Selection([("bounce", "Returned"), ("delayed", "Delayed")], required=True, readonly=True)
-    reason = fields.Selection([(key, key) for key in bounces.REASON_KEYS], readonly=True)
+    reason = fields.Selection(
+        [
+            ("address_does_not_exist", "Address does not exist"),
+            ("mailbox_disabled", "Mailbox disabled"),
+            ("mailbox_full", "Mailbox full"),
+            ("message_too_large", "Message too large"),
+            ("domain_not_found", "Domain not found"),
+            ("rejected_as_spam", "Refused as spam or by policy"),
+            ("delayed", "Delayed"),
+            ("other", "Other"),
+        ],
+        readonly=True,
+    )
     diagnostic = fields.Text(readonly=True)
 
     _sql_constraints = [
