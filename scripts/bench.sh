@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run one benchmark: scripts/bench.sh verify|send|limit
+# Run one benchmark: scripts/bench.sh verify|send|limit|bounces
 # The module is installed once in a template database (again whenever the addon or Odoo
 # changes, see ensure_template_db in bootstrap.sh); every run starts from a fresh copy
 # of it, named smtp_invoicing_bench.
@@ -8,8 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
 NAME="${1:-}"
 case "$NAME" in
-    verify|send|limit) ;;
-    *) echo "usage: $0 verify|send|limit" >&2; exit 2 ;;
+    verify|send|limit|bounces) ;;
+    *) echo "usage: $0 verify|send|limit|bounces" >&2; exit 2 ;;
 esac
 bootstrap
 

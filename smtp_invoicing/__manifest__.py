@@ -25,6 +25,8 @@
         "views/account_move_views.xml",
         "views/res_partner_views.xml",
         "views/ir_mail_server_conversion_views.xml",
+        "views/ir_mail_server_bounces_views.xml",
+        "views/account_move_bounce_views.xml",
     ],
     "demo": [
         "demo/smtp_invoicing_demo.xml",

@@ -7,6 +7,7 @@ Diagnostic-Code) and the original Message-ID from the embedded headers.
 
 import email
 import email.policy
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -232,3 +233,16 @@ def parse_report(raw):
     if not recipients:
         return None
     return DeliveryReport(tuple(recipients), _original_message_id(message, text), reporting_mta)
+
+
+def report_key(raw):
+    """A stable key of one report, to record it once: its own Message-ID, else a digest of its bytes.
+
+    The same report seen twice (a mailbox whose UIDVALIDITY changed is rescanned) has the same key.
+    """
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    message = email.message_from_bytes(head + b"\r\n\r\n", policy=email.policy.compat32)
+    message_id = _unfold(message.get("Message-ID"))
+    if message_id and len(message_id) <= 200:
+        return message_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -19,7 +19,7 @@ import ssl
 from dataclasses import dataclass, field
 
 import imapclient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SEEN, SENT
 
 from .smtp import _shared_ssl_context
@@ -108,6 +108,13 @@ def _classify(exc, secrets=()):
     if isinstance(exc, OSError):
         return ImapCheckError("network", detail)
     return None
+
+
+def classify_error(exc, secrets=()):
+    """The ImapCheckError of a failure raised by a session (``secrets`` scrubbed), or None."""
+    if isinstance(exc, ImapCheckError):
+        return exc
+    return _classify(exc, secrets)
 
 
 def open_session(host, port, user, password, *, ca_pem=None, timeout=20.0):
@@ -318,3 +325,67 @@ def append_sent(client, message_bytes, folder=None, msg_time=None):
         raise ImapCheckError("protocol_error", "no Sent folder in this mailbox")
     client.append(folder, message_bytes, flags=(SEEN,), msg_time=msg_time)
     return folder
+
+
+# --------------------------------------------------------------------------- one visit of a mailbox
+
+
+@dataclass
+class Visit:
+    """What one IMAP session did for a mailbox (see :func:`visit`).
+
+    ``poll``: the PollResult, or None when bounce tracking is off; ``copies``: {key: None
+    when filed in Sent, or the ImapCheckError that kept it out}.
+    """
+
+    poll: PollResult | None = None
+    copies: dict = field(default_factory=dict)
+
+
+def visit(client, *, copies=(), poll_state=None, limit=5000):
+    """File the Sent copies, then poll the INBOX for reports, in one logged-in session.
+
+    ``copies``: [(key, raw bytes, datetime sent)]; each is appended as sent (``\\Seen``) to
+    the Sent folder, one failing copy does not stop the others. ``poll_state``:
+    (uidvalidity or None, last_uid) to poll, or None not to. A broken connection raises.
+    """
+    result = Visit()
+    folder = None
+    for key, raw, when in copies:
+        try:
+            folder = append_sent(client, raw, folder=folder, msg_time=when)
+            result.copies[key] = None
+        except (IMAPClientError, ImapCheckError) as exc:
+            if isinstance(exc, IMAPClientAbortError):
+                raise
+            result.copies[key] = exc if isinstance(exc, ImapCheckError) else _classify(exc)
+    if poll_state is not None:
+        uidvalidity, last_uid = poll_state
+        result.poll = poll(client, uidvalidity, last_uid, limit=limit)
+    return result
+
+
+def file_reports(client, uids, folder, mailbox="INBOX"):
+    """Move the messages ``uids`` of ``mailbox`` to ``folder`` (created when missing), flags kept.
+
+    Called only for reports Odoo recorded, and only when the administrator chose a folder.
+    MOVE (RFC 6851) when offered; else COPY, ``\\Deleted`` and UID EXPUNGE of exactly these
+    UIDs (UIDPLUS). Without either, nothing is moved: a plain EXPUNGE would also remove
+    other mail the user had marked deleted. Returns whether the reports were moved.
+    """
+    if not uids:
+        return True
+    if not client.folder_exists(folder):
+        client.create_folder(folder)
+    if client.has_capability("MOVE"):
+        client.select_folder(mailbox)
+        client.move(uids, folder)
+        return True
+    if client.has_capability("UIDPLUS"):
+        client.select_folder(mailbox)
+        client.copy(uids, folder)
+        client.delete_messages(uids, silent=True)
+        client.uid_expunge(uids)
+        return True
+    _logger.info("IMAP server offers neither MOVE nor UIDPLUS: reports left in %s", mailbox)
+    return False

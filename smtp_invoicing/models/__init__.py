@@ -17,3 +17,10 @@ from . import smtp_invoicing_test_email
 from . import ir_mail_server_protocol
 from . import ir_mail_server_conversion
 from . import account_move_reminder_button
+from . import mail_message
+from . import smtp_invoicing_sent_copy
+from . import smtp_invoicing_bounce
+from . import ir_mail_server_bounces
+from . import ir_mail_server_bounces_poll
+from . import ir_mail_server_sent_copy
+from . import account_move_bounce

@@ -22,6 +22,11 @@ CONNECTION_FIELDS = frozenset(
         "sender_email",
         "smtp_invoicing_ca_cert",
         "smtp_invoicing_company_id",
+        # incoming mail (ir_mail_server_bounces.py): verified too when it is used
+        "smtp_invoicing_imap_host",
+        "smtp_invoicing_imap_port",
+        "smtp_invoicing_track_bounces",
+        "smtp_invoicing_sent_copy",
     }
 )
 

@@ -144,7 +144,7 @@ class IrMailServer(models.Model):
                         if lease.request is None:
                             done += 1
                         else:
-                            running[pool.submit(smtp.verify, **lease.request)] = lease
+                            running[pool.submit(self._smtp_invoicing_network_check, lease.request)] = lease
                     continue
                 if not running:
                     break
@@ -157,6 +157,15 @@ class IrMailServer(models.Model):
             self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
         self.env["ir.cron"]._notify_progress(done=done, remaining=len(waiting))
         return True
+
+    @api.model
+    def _smtp_invoicing_network_check(self, request):
+        """The network part of a check, run in a verification thread: no ORM, no cursor.
+
+        ``request`` is what ``_smtp_invoicing_verify_request`` returned; raises the
+        classified failure. Overridden to check more than SMTP (incoming mail).
+        """
+        smtp.verify(**request)
 
     def _smtp_invoicing_lease_seconds(self):
         timeout, deadline = self._smtp_invoicing_timeouts()

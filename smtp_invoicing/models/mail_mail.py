@@ -101,6 +101,8 @@ class MailMail(models.Model):
                     values = {"mail_server_id": server_id, "smtp_invoicing_mailbox_id": server_id}
                     if mail._smtp_invoicing_carries_document():
                         values["smtp_invoicing_template_id"] = template_id
+                        # kept on the message, which outlives an auto-deleted mail (bounces)
+                        values["smtp_invoicing_document_template_id"] = template_id
                         if mail.model == "account.move":
                             queued[template_id] |= self.env["account.move"].browse(mail.res_id)
                     updates[tuple(values.items())] |= mail

@@ -1,0 +1,121 @@
+import base64
+import contextvars
+import logging
+
+from odoo import _, fields, models
+
+_logger = logging.getLogger(__name__)
+
+# (mailbox id, bytes) of the mail an own mailbox's server has just accepted, set by the
+# connection's wrapped ``sendmail`` and read by ``send_email`` right after, in the same
+# thread: the exact bytes smtplib flattened, whichever path opened the connection.
+SENT = contextvars.ContextVar("smtp_invoicing_sent", default=None)
+
+
+def _remember_sent_bytes(connection, server_id):
+    """Wrap ``connection.sendmail`` so that the bytes of each accepted mail are kept in SENT.
+
+    ``smtplib.SMTP.send_message`` flattens the message once and hands the bytes to
+    ``sendmail``; a refused mail raises before anything is kept. The connection carries
+    ``smtp_invoicing_sent_copy_of`` (the mailbox id) to show that it is wrapped.
+    """
+    sendmail = connection.sendmail
+
+    def sendmail_and_remember(from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
+        result = sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        SENT.set((server_id, msg if isinstance(msg, bytes) else msg.encode("utf-8")))
+        return result
+
+    connection.sendmail = sendmail_and_remember
+    connection.smtp_invoicing_sent_copy_of = server_id
+    return connection
+
+
+class IrMailServer(models.Model):
+    """The Sent folder copy of the mails an own mailbox sends: queued at once, filed later.
+
+    The sending path only keeps the bytes (one INSERT); the IMAP work is done by the
+    scheduled action that reads the mailbox, in batches, one session per mailbox.
+    """
+
+    _inherit = "ir.mail_server"
+
+    smtp_invoicing_sent_copy_count = fields.Integer(
+        string="Copies Waiting", compute="_compute_smtp_invoicing_sent_copy_status"
+    )
+    smtp_invoicing_sent_copy_error = fields.Text(
+        string="Sent Copy Problem", compute="_compute_smtp_invoicing_sent_copy_status"
+    )
+
+    def _compute_smtp_invoicing_sent_copy_status(self):
+        copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mail_server_id", "in", self.ids)])
+        for server in self:
+            mine = copies.filtered(lambda copy, server=server: copy.mail_server_id == server)
+            failed = mine.filtered("last_error")
+            server.smtp_invoicing_sent_copy_count = len(mine)
+            server.smtp_invoicing_sent_copy_error = failed[-1:].last_error or False
+
+    def _smtp_invoicing_connect(self):
+        """Mailboxes with a Sent copy keep the bytes of what their server accepts (see SENT)."""
+        connection = super()._smtp_invoicing_connect()
+        if self.smtp_invoicing_sent_copy and self.smtp_invoicing_imap_host:
+            _remember_sent_bytes(connection, self.id)
+        return connection
+
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
+        """Queue the Sent copy of a mail the mailbox's server accepted; called by ``mail.mail._send()``.
+
+        Filing the copy is not part of sending: a failure to queue it is logged and the
+        mail stays sent.
+        """
+        SENT.set(None)
+        message_id = super().send_email(
+            message,
+            mail_server_id=mail_server_id,
+            smtp_server=smtp_server,
+            smtp_port=smtp_port,
+            smtp_user=smtp_user,
+            smtp_password=smtp_password,
+            smtp_encryption=smtp_encryption,
+            smtp_ssl_certificate=smtp_ssl_certificate,
+            smtp_ssl_private_key=smtp_ssl_private_key,
+            smtp_debug=smtp_debug,
+            smtp_session=smtp_session,
+        )
+        sent = SENT.get()
+        if sent:
+            SENT.set(None)
+            server_id, raw = sent
+            try:
+                with self.env.cr.savepoint():
+                    # sudo: the queue belongs to the mailbox, whoever sends
+                    self.env["smtp_invoicing.sent.copy"].sudo().create(
+                        {"mail_server_id": server_id, "message_id": message_id, "raw": base64.b64encode(raw)}
+                    )
+            except Exception:  # the mail was accepted: never fail it for its copy
+                _logger.warning(
+                    "Mail server %s: the Sent copy of %s could not be queued", server_id, message_id, exc_info=True
+                )
+        return message_id
+
+    def action_smtp_invoicing_discard_sent_copies(self):
+        """Forget the Sent copies still waiting for these mailboxes (form button)."""
+        copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mail_server_id", "in", self.ids)])
+        count = len(copies)
+        copies.unlink()
+        for server in self:
+            server._message_log(body=_("%(count)s Sent folder copy(ies) discarded.", count=count))
+        return True
