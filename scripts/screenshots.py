@@ -7,8 +7,15 @@ Start the product first (scripts/run.sh), then:
 
 Logs in as admin over JSON-RPC, hands the session cookie to Chromium through the
 DevTools protocol (websocket-client), and saves PNGs in smtp_invoicing/static/description/
-(shown in README.md and on the Apps store page). Adds a mailbox on a closed port
-to show a failed verification, once.
+(shown in README.md and on the Apps store page).
+
+``records()`` makes the states the shots show, once, by the paths users take; no state is
+written by hand: a mailbox on a closed port whose first verification failed; a mailbox
+verified through a relay that is then switched off, its daily re-check brought forward, so
+the re-check cannot reach the server (Verified with a warning); an invoice delivered by
+Send & Print; and invoices sent by Send & Print to the two customer addresses that the demo
+sink refuses (``REFUSED_RECIPIENTS`` of scripts/smtp_sink.py), one for good (550: not
+delivered) and one for now (451: waiting for its next attempt).
 
 Each screenshot is one ``Shot`` of ``SHOTS``: a file name, the URL to open (``{name}``
 placeholders are filled from ``records()``), the selector to wait for, then optional
@@ -20,8 +27,11 @@ import base64
 import json
 import os
 import shutil
+import socket
+import socketserver
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -32,12 +42,31 @@ import websocket
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "smtp_invoicing", "static", "description")
 FAILED_NAME = "Old office server"
+WARNING_NAME = "Lyon office"
+# customers whose address the demo sink refuses at RCPT (REFUSED_RECIPIENTS of scripts/smtp_sink.py),
+# and the delivery state that refusal gives their invoice
+REFUSED_CUSTOMERS = {
+    "undelivered_invoice": ("Papeterie Roux", "compta@papeterie-roux.example.com", "failed"),
+    "waiting_invoice": ("Fromagerie Blanc", "factures@fromagerie-blanc.example.com", "queued"),
+}
+MAILBOXES = "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers"
+INVOICES = "/odoo/action-account.action_move_out_invoice_type"
 SETTING = "#smtp_invoicing_enabled_setting"
 # the settings block: its title and its container
 SETTINGS_BLOCK_RECT = f"""(() => {{
     const box = document.querySelector('{SETTING}').parentElement;
     const top = box.previousElementSibling.getBoundingClientRect(), rect = box.getBoundingClientRect();
     return [rect.x, top.y, rect.width, rect.bottom - top.y];
+}})()"""
+
+
+def area(*selectors):
+    """JavaScript returning the [x, y, width, height] around the first element of each selector."""
+    return f"""(() => {{
+    const rects = {json.dumps(selectors)}.map((s) => document.querySelector(s).getBoundingClientRect());
+    const left = Math.min(...rects.map((r) => r.left)), top = Math.min(...rects.map((r) => r.top));
+    const right = Math.max(...rects.map((r) => r.right)), bottom = Math.max(...rects.map((r) => r.bottom));
+    return [left, top, right - left, bottom - top];
 }})()"""
 
 
@@ -105,6 +134,25 @@ class Chrome:
         self.wait_for(selector)
         self.js(f"document.querySelector({json.dumps(selector)}).click()")
 
+    def click_text(self, selector, text):
+        """Click the element of ``selector`` that reads ``text`` (a search filter has no name to select)."""
+        self.wait_for(selector)
+        found = self.js(
+            f"""(() => {{
+            const item = [...document.querySelectorAll({json.dumps(selector)})]
+                .find((el) => el.textContent.trim() === {json.dumps(text)});
+            return item ? (item.click(), true) : false;
+        }})()"""
+        )
+        if not found:
+            raise LookupError(f"no {selector} reads {text!r}")
+        time.sleep(0.5)
+
+    def check(self, selector):
+        """Tick a checkbox (an optional list column), whatever an earlier shot left."""
+        self.wait_for(selector)
+        self.js(f"(el => el.checked || el.click())(document.querySelector({json.dumps(selector)}))")
+
     def open(self, url, selector):
         self.send("Page.navigate", url=url)
         self.wait_for(selector)
@@ -134,43 +182,176 @@ class Chrome:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def failed_mailbox(odoo):
-    """A mailbox on a closed port, verified by the server's cron: it shows a Failed status."""
-    found = odoo.call("ir.mail_server", "search", [("name", "=", FAILED_NAME)])
-    if found:
-        return found[0]
+def wait_until(read, done, what, timeout=90):
+    """Poll ``read()`` until ``done(value)``: the server's queue and crons work in the background."""
+    deadline = time.time() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.time() > deadline:
+            raise TimeoutError(f"{what}: still {value!r} after {timeout} s")
+        time.sleep(1)
+
+
+def xmlid(odoo, module, name):
+    return odoo.call("ir.model.data", "check_object_reference", module, name)[1]
+
+
+class Relay(socketserver.ThreadingTCPServer):
+    """A plain TCP relay from a loopback port to the sink: a server that can be switched off.
+
+    TLS passes through untouched, so Odoo still verifies the sink's certificate.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class _RelayHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        with socket.create_connection(("127.0.0.1", self.server.upstream_port), timeout=30) as upstream:
+            threading.Thread(target=self._pump, args=(upstream, self.request), daemon=True).start()
+            self._pump(self.request, upstream)
+
+    @staticmethod
+    def _pump(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+            target.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def new_mailbox(odoo, name, port):
+    """An own mailbox of the administrator on 127.0.0.1:``port``, its verification requested."""
     admin = odoo.call("res.users", "read", [2], ["email"])[0]
     mailbox_id = odoo.call(
         "ir.mail_server",
         "create",
         {
-            "name": FAILED_NAME,
+            "name": name,
             "smtp_invoicing_mailbox": True,
             "sender_name": "YourCompany Accounts",
             "sender_email": admin["email"],
             "smtp_user": admin["email"],
             "smtp_pass": "old-password",
             "smtp_host": "127.0.0.1",
-            "smtp_port": 2599,
+            "smtp_port": port,
             "smtp_encryption": "starttls",
             "smtp_authentication": "login",
         },
     )
     odoo.call("ir.mail_server", "action_verify", [mailbox_id])
-    for _ in range(60):
-        state = odoo.call("ir.mail_server", "read", [mailbox_id], ["verification_state"])[0]["verification_state"]
-        if state == "failed":
-            break
-        time.sleep(1)
     return mailbox_id
+
+
+def mailbox_field(odoo, mailbox_id, field):
+    return lambda: odoo.call("ir.mail_server", "read", [mailbox_id], [field])[0][field]
+
+
+def failed_mailbox(odoo):
+    """A mailbox on a closed port, verified by the server's cron: it shows a Failed status."""
+    found = odoo.call("ir.mail_server", "search", [("name", "=", FAILED_NAME)])
+    if found:
+        return found[0]
+    mailbox_id = new_mailbox(odoo, FAILED_NAME, 2599)
+    wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "failed", FAILED_NAME)
+    return mailbox_id
+
+
+def warning_mailbox(odoo):
+    """A mailbox verified through a relay to the sink; with the relay gone, its next re-check cannot
+    reach the server: it stays Verified, with a warning and the time of the next attempt."""
+    found = odoo.call("ir.mail_server", "search", [("name", "=", WARNING_NAME)])
+    if found:
+        return found[0]
+    sink = odoo.call("ir.mail_server", "read", [xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices")], ["smtp_port"])
+    relay = Relay(sink[0]["smtp_port"])
+    try:
+        mailbox_id = new_mailbox(odoo, WARNING_NAME, relay.port)
+        wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "verified", WARNING_NAME)
+    finally:
+        relay.close()
+    # the daily re-check, brought forward: the scheduled action runs it now
+    odoo.call("ir.mail_server", "write", [mailbox_id], {"smtp_invoicing_next_check_at": "2000-01-01 00:00:00"})
+    odoo.call("ir.cron", "method_direct_trigger", [xmlid(odoo, "smtp_invoicing", "ir_cron_verify_mail_servers")])
+    wait_until(mailbox_field(odoo, mailbox_id, "smtp_invoicing_check_warning"), bool, WARNING_NAME)
+    return mailbox_id
+
+
+def move_delivery(odoo, move_id):
+    fields = ["smtp_invoicing_delivery_state", "smtp_invoicing_mail_failure"]
+    move = odoo.call("account.move", "read", [move_id], fields)[0]
+    return move["smtp_invoicing_delivery_state"], move["smtp_invoicing_mail_failure"]
+
+
+def send_and_print(odoo, move_id, state):
+    """Send the invoice as a user does (Send & Print, default options) and wait for ``state``."""
+    context = {"active_model": "account.move", "active_ids": [move_id]}
+    wizard_id = odoo.call("account.move.send.wizard", "create", {}, context=context)
+    odoo.call("account.move.send.wizard", "action_send_and_print", [wizard_id], context=context)
+    # queued alone is the state of a mail not tried yet: wait for the reason of its wait
+    wait_until(
+        lambda: move_delivery(odoo, move_id),
+        lambda value: value[0] == state and (state != "queued" or value[1]),
+        f"invoice {move_id}",
+    )
+
+
+def delivered_invoice(odoo):
+    """The demo's first invoice, delivered by Send & Print."""
+    move_id = xmlid(odoo, "smtp_invoicing", "demo_invoice_overdue_long")
+    if move_delivery(odoo, move_id)[0] != "sent":
+        send_and_print(odoo, move_id, "sent")
+    return move_id
+
+
+def refused_invoice(odoo, key):
+    """An invoice of a customer whose address the sink refuses, sent by Send & Print."""
+    name, email, state = REFUSED_CUSTOMERS[key]
+    partner_ids = odoo.call("res.partner", "search", [("email", "=", email)], limit=1)
+    if partner_ids:
+        partner_id = partner_ids[0]
+    else:
+        partner_id = odoo.call("res.partner", "create", {"name": name, "email": email, "is_company": True})
+    domain = [("partner_id", "=", partner_id), ("move_type", "=", "out_invoice"), ("state", "=", "posted")]
+    move_ids = odoo.call("account.move", "search", domain, limit=1)
+    if move_ids:
+        move_id = move_ids[0]
+    else:
+        move_id = odoo.call(
+            "account.move",
+            "create",
+            {
+                "move_type": "out_invoice",
+                "partner_id": partner_id,
+                "invoice_line_ids": [(0, 0, {"name": "Bookkeeping, monthly", "quantity": 1, "price_unit": 320.0})],
+            },
+        )
+        odoo.call("account.move", "action_post", [move_id])
+    if move_delivery(odoo, move_id)[0] != state:
+        send_and_print(odoo, move_id, state)
+    return move_id
 
 
 @dataclass
 class Shot:
     """One screenshot: open ``url`` (after the server's address), wait for ``wait``, run ``steps``, keep ``clip``.
 
-    ``steps`` are ("click", selector), ("wait", selector) or ("scroll", selector); ``clip`` is a
-    JavaScript expression returning [x, y, width, height], or None for the whole window.
+    ``steps`` are ("click", selector), ("click_text", selector, text), ("check", selector),
+    ("wait", selector) or ("scroll", selector); ``clip`` is a JavaScript expression returning
+    [x, y, width, height] (``area()`` writes one), or None for the whole window.
     """
 
     name: str
@@ -191,14 +372,14 @@ SHOTS = [
     ),
     Shot(
         "screenshot_mailboxes.png",
-        "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers",
+        MAILBOXES,
         ".o_list_table",
-        clip="[0, 0, 1400, 300]",
+        clip=area(".o_main_navbar", ".o_list_table"),
         margin=0,
     ),
     Shot(
         "screenshot_failed.png",
-        "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers/{failed_mailbox}",
+        f"{MAILBOXES}/{{failed_mailbox}}",
         ".o_smtp_invoicing_failure",
     ),
     Shot(
@@ -213,6 +394,54 @@ SHOTS = [
         clip="[0, 0, 1400, 600]",
         margin=0,
     ),
+    Shot(
+        "screenshot_delivered.png",
+        f"{INVOICES}/{{delivered_invoice}}",
+        ".o_form_view",
+        steps=(("click", "a[name='other_info']"), ("wait", "a[name='other_info'].active")),
+        clip=area(".oe_title", ".o_notebook"),
+    ),
+    Shot(
+        "screenshot_invoice_list.png",
+        INVOICES,
+        ".o_list_table",
+        steps=(
+            ("click", ".o_optional_columns_dropdown_toggle"),
+            ("check", ".o-dropdown--menu input[name='smtp_invoicing_delivery_state']"),
+            ("click", ".o_searchview_dropdown_toggler"),
+            ("click_text", ".o_filter_menu .o_menu_item", "Not delivered"),
+            ("click_text", ".o_filter_menu .o_menu_item", "Email waiting"),
+            ("click", ".o_searchview_dropdown_toggler"),
+        ),
+        clip=area(".o_control_panel", ".o_list_table"),
+        margin=0,
+    ),
+    Shot(
+        "screenshot_not_delivered.png",
+        f"{INVOICES}/{{undelivered_invoice}}",
+        ".o_smtp_invoicing_mail_failure",
+        clip=area(".o_form_statusbar", "div[name='partner_id']", "div[name='invoice_date_due']"),
+    ),
+    Shot(
+        "screenshot_waiting.png",
+        f"{INVOICES}/{{waiting_invoice}}",
+        ".o_smtp_invoicing_mail_waiting",
+        clip=area(".o_form_statusbar", "div[name='partner_id']", "div[name='invoice_date_due']"),
+    ),
+    Shot(
+        "screenshot_check_warning.png",
+        f"{MAILBOXES}/{{warning_mailbox}}",
+        ".o_smtp_invoicing_check_warning",
+        clip=area(".o_form_statusbar", ".oe_title"),
+    ),
+    Shot(
+        "screenshot_test_email.png",
+        f"{MAILBOXES}/{{invoice_mailbox}}",
+        ".o_form_view",
+        steps=(("click", "button[name='action_smtp_invoicing_send_test_email']"), ("wait", ".modal .o_form_view")),
+        clip=area(".modal-content"),
+        margin=0,
+    ),
 ]
 
 
@@ -220,17 +449,25 @@ def records(odoo):
     """The records the shots' URLs name, made on the demo when missing."""
     return {
         "failed_mailbox": failed_mailbox(odoo),
-        "invoice_template": odoo.call(
-            "ir.model.data", "check_object_reference", "account", "email_template_edi_invoice"
-        )[1],
+        "warning_mailbox": warning_mailbox(odoo),
+        "invoice_mailbox": xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices"),
+        "invoice_template": xmlid(odoo, "account", "email_template_edi_invoice"),
+        "delivered_invoice": delivered_invoice(odoo),
+        **{key: refused_invoice(odoo, key) for key in REFUSED_CUSTOMERS},
     }
 
 
 def take(chrome, base_url, shot, ids, out):
     chrome.open(base_url + shot.url.format(**ids), shot.wait)
-    actions = {"click": chrome.click, "wait": chrome.wait_for, "scroll": chrome.scroll_to}
-    for action, selector in shot.steps:
-        actions[action](selector)
+    actions = {
+        "click": chrome.click,
+        "click_text": chrome.click_text,
+        "check": chrome.check,
+        "wait": chrome.wait_for,
+        "scroll": chrome.scroll_to,
+    }
+    for action, *args in shot.steps:
+        actions[action](*args)
     chrome.shoot(os.path.join(out, shot.name), shot.clip, margin=shot.margin)
 
 

@@ -7,6 +7,11 @@ Any password is accepted (Odoo still enforces the licensed user rule). Every
 received mail is written as an .eml file and summarised on stdout. The CA of
 the sink's certificate is written next to them so Odoo can trust it.
 
+Two recipient addresses, used only by the customers that scripts/screenshots.py
+adds, are refused at RCPT as a real server would: one for good (550 5.1.1, an
+unknown mailbox), one for now (451 4.7.1, greylisting), so the screenshots show
+an invoice that was not delivered and one that waits, produced by real sends.
+
 Usage: python scripts/smtp_sink.py STATE_DIR
 """
 
@@ -27,6 +32,17 @@ DNS_PORT = int(os.environ.get("SMTP_SINK_DNS_PORT", "2553"))
 DEMO_DNS = {
     "yourcompany.example.com": {"TXT": ["v=spf1 ip4:127.0.0.0/8 ~all"]},
     "_dmarc.yourcompany.example.com": {"TXT": ["v=DMARC1; p=quarantine"]},
+}
+# recipient -> the (code, text) refusing it at RCPT; see the docstring
+REFUSED_RECIPIENTS = {
+    "compta@papeterie-roux.example.com": (
+        550,
+        "5.1.1 <compta@papeterie-roux.example.com>: Recipient address rejected: User unknown",
+    ),
+    "factures@fromagerie-blanc.example.com": (
+        451,
+        "4.7.1 <factures@fromagerie-blanc.example.com>: Recipient address rejected: Greylisted, try again later",
+    ),
 }
 
 
@@ -51,8 +67,10 @@ def main(state_dir):
         ca_file.write(pki.ca_pem)
     cert = pki.leaf(hosts=("127.0.0.1", "localhost"))
     servers = [
-        SmtpServer(mode="starttls", cert=cert, users=_AnyPassword(), port=STARTTLS_PORT),
-        SmtpServer(mode="ssl", cert=cert, users=_AnyPassword(), port=SSL_PORT),
+        SmtpServer(
+            mode="starttls", cert=cert, users=_AnyPassword(), port=STARTTLS_PORT, rcpt_replies=REFUSED_RECIPIENTS
+        ),
+        SmtpServer(mode="ssl", cert=cert, users=_AnyPassword(), port=SSL_PORT, rcpt_replies=REFUSED_RECIPIENTS),
     ]
     for server in servers:
         server.users = _AnyPassword()  # SmtpServer copies users into a plain dict
