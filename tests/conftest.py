@@ -113,7 +113,7 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults", "test_mail_stack", "test_bounce_lib")
+PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults", "test_mail_stack", "test_bounce_lib", "test_oauth_lib")
 
 
 def _odoo_tests_wanted(config):

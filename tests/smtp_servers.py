@@ -302,7 +302,7 @@ class _Controller(Controller):
         super().__init__(*args, **kwargs)
 
     def factory(self):
-        return _RecordingSMTP(self._owner, self.handler, **self.SMTP_kwargs)
+        return self._owner.smtp_class(self._owner, self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self):
         self.port = self.server.sockets[0].getsockname()[1]
@@ -323,6 +323,8 @@ class SmtpServer:
     ``drop_after_data`` resets that many connections after the message content arrived,
     before the server's reply (a connection dropped during DATA).
     """
+
+    smtp_class = _RecordingSMTP
 
     def __init__(
         self,

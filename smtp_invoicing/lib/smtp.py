@@ -5,9 +5,11 @@ machine-readable ``reason`` so that the caller can show an actionable message.
 """
 
 import base64
+import binascii
 import contextlib
 import functools
 import hmac
+import json
 import logging
 import re
 import smtplib
@@ -33,6 +35,15 @@ REASONS = (
     "basic_auth_disabled",
     "sender_refused",
     "send_as_denied",
+    "token_invalid",
+    "token_expired",
+    "token_revoked",
+    "token_scope",
+    "consent_required",
+    "account_disabled",
+    "oauth_client",
+    "oauth_unavailable",
+    "oauth_refused",
     "temporary",
     "network",
     "protocol_error",
@@ -40,7 +51,7 @@ REASONS = (
 # Failures that a later attempt may cure without anybody changing a setting: a
 # re-check keeps the mailbox usable and a mail is retried. Every other reason
 # needs a person (password, certificate, sender, protocol).
-TEMPORARY_REASONS = frozenset({"dns_unavailable", "refused", "timeout", "temporary", "network"})
+TEMPORARY_REASONS = frozenset({"dns_unavailable", "refused", "timeout", "temporary", "network", "oauth_unavailable"})
 PROTOCOLS = ("starttls", "ssl")
 # Preference order for password mechanisms; all of them only ever run inside TLS.
 _MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
@@ -296,8 +307,65 @@ def single_login(connection, user, password):
         raise SmtpCheckError(_auth_reason(code, text), code, text)
 
 
-def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local_hostname):
-    """Connect, secure and authenticate under ``deadline`` (a _Deadline); returns the connection."""
+def _challenge_reason(challenge):
+    """The reason of the base64 JSON error challenge an XOAUTH2 server sends before its 535.
+
+    Gmail: ``{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}``;
+    RFC 7628 servers: ``{"status":"invalid_token", …}``, some with an error description.
+    """
+    try:
+        data = json.loads(base64.b64decode(challenge, validate=True))
+    except (ValueError, binascii.Error):
+        return "token_invalid"
+    if not isinstance(data, dict):
+        return "token_invalid"
+    status = str(data.get("status", "")).lower()
+    text = " ".join(str(data.get(key, "")) for key in ("error", "error_description", "message")).lower()
+    if "revoked" in text:
+        return "token_revoked"
+    if "expired" in text:
+        return "token_expired"
+    if status in ("403", "insufficient_scope"):
+        return "token_scope"
+    return "token_invalid"
+
+
+def xoauth2_login(connection, user, access_token):
+    """Authenticate with one AUTH XOAUTH2 exchange (Gmail, Microsoft 365); raises SmtpCheckError.
+
+    A refused token gets a base64 JSON error challenge (Gmail) that the client answers
+    with an empty line before the 535 (RFC 7628 §3.2.3), or a 535 at once (Microsoft).
+    """
+    advertised = connection.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in advertised:
+        raise SmtpCheckError("no_auth", detail="XOAUTH2 not in: %s" % " ".join(advertised))
+    initial = _b64(("user=%s\x01auth=Bearer %s\x01\x01" % (user or "", access_token or "")).encode("utf-8"))
+    secrets = (access_token, initial)
+    _logger.debug("SMTP AUTH XOAUTH2 as %s", user)
+    reason = None
+    try:
+        code, resp = connection.docmd("AUTH", "XOAUTH2 " + initial)
+        if code == 334:
+            reason = _challenge_reason(resp)
+            code, resp = connection.docmd("")
+    except Exception as exc:
+        error = _classify(exc, "auth", secrets)
+        if error is None:
+            raise
+        raise error from exc
+    if code == 235:
+        return
+    text = _scrub(_text(resp), secrets)
+    if reason or code in (530, 534, 535):
+        raise SmtpCheckError(reason or "token_invalid", code, text)
+    raise SmtpCheckError(_reply_reason(code), code, text)
+
+
+def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local_hostname, access_token=None):
+    """Connect, secure and authenticate under ``deadline`` (a _Deadline); returns the connection.
+
+    With ``access_token`` the login is XOAUTH2, otherwise a password mechanism.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError("protocol must be one of %s" % (PROTOCOLS,))
     context = _shared_ssl_context(ca_pem)
@@ -322,14 +390,17 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
         if not connection.has_extn("auth"):
             raise SmtpCheckError("no_auth", detail="server does not offer AUTH")
         stage = "auth"
-        single_login(connection, user, password)
+        if access_token:
+            xoauth2_login(connection, user, access_token)
+        else:
+            single_login(connection, user, password)
         return connection
     except SmtpCheckError as error:
         connection.close()
         raise _expired_error(error, deadline)  # noqa: B904 (may be error itself: keep its context)
     except Exception as exc:
         connection.close()
-        error = _classify(exc, stage, (password,))
+        error = _classify(exc, stage, (password, access_token))
         if error is None:
             raise
         raise _expired_error(error, deadline) from exc
@@ -340,16 +411,27 @@ def _log_failure(host, port, error):
 
 
 def open_session(
-    host, port, protocol, user, password, *, ca_pem=None, timeout=20.0, deadline=60.0, local_hostname=None
+    host,
+    port,
+    protocol,
+    user,
+    password=None,
+    *,
+    access_token=None,
+    ca_pem=None,
+    timeout=20.0,
+    deadline=60.0,
+    local_hostname=None,
 ):
     """Return an authenticated ``smtplib.SMTP`` over verified TLS, or raise SmtpCheckError.
 
     ``protocol`` is "starttls" or "ssl" (implicit TLS). ``timeout`` bounds each socket
     operation, ``deadline`` the whole setup. The caller sends with the result and quits it.
+    An OAuth mailbox gives its ``access_token`` (XOAUTH2) instead of a password.
     """
     guard = _Deadline(deadline)
     try:
-        connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, local_hostname)
+        connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, local_hostname, access_token)
     except SmtpCheckError as error:
         _log_failure(host, port, error)
         raise
@@ -375,7 +457,19 @@ def _envelope_command(connection, guard, password, command, *args):
         raise SmtpCheckError(mail_reason(code, text), code, text)
 
 
-def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, timeout=20.0, deadline=60.0):
+def verify(
+    host,
+    port,
+    protocol,
+    user,
+    password=None,
+    sender_email=None,
+    *,
+    access_token=None,
+    ca_pem=None,
+    timeout=20.0,
+    deadline=60.0,
+):
     """Check connection, TLS, login and that the server lets the login send as ``sender_email``.
 
     MAIL FROM:<sender> then RCPT TO:<sender>: servers that check sender ownership
@@ -384,8 +478,9 @@ def verify(host, port, protocol, user, password, sender_email, *, ca_pem=None, t
     transaction is reset (RSET) before DATA: nothing is ever sent.
     """
     guard = _Deadline(deadline)
+    password = password or access_token  # scrubbed from every server text below
     try:
-        connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, None)
+        connection = _open(host, port, protocol, user, password, ca_pem, timeout, guard, None, access_token)
         try:
             options = []
             if not sender_email.isascii():
