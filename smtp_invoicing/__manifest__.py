@@ -9,7 +9,7 @@
     "maintainers": ["smtp-invoicing"],
     "website": "https://github.com/smtp-invoicing/smtp_invoicing",
     "images": ["static/description/screenshot_mailboxes.png"],
-    "depends": ["account", "mail"],
+    "depends": ["account", "mail", "microsoft_outlook", "google_gmail"],
     "external_dependencies": {"python": ["cryptography", "dnspython", "imapclient", "flufl.bounce"]},
     "data": [
         "security/smtp_invoicing_security.xml",
@@ -18,6 +18,8 @@
         "data/mail_template_data.xml",
         "views/ir_mail_server_views.xml",
         "views/ir_mail_server_delivery_views.xml",
+        "views/ir_mail_server_oauth_views.xml",
+        "views/smtp_invoicing_connect_templates.xml",
         "views/smtp_invoicing_test_email_views.xml",
         "views/smtp_invoicing_template_mailbox_views.xml",
         "views/mail_template_views.xml",

@@ -42,8 +42,9 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
+        if cls.registry.test_cr is None:  # an HttpCase has entered it already
+            cls.registry.enter_test_mode(cls.cr)
+            cls.addClassCleanup(cls.registry.leave_test_mode)
         cls.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.dns_nameservers", closed_udp_nameserver())
         cls.pki = Pki()
         cls.addClassCleanup(cls.pki.cleanup)

@@ -1,8 +1,11 @@
 -- a staging copy must never send invoices from the company's mailbox:
--- forget the passwords of own mailboxes, archive them and switch the feature off
+-- forget the passwords and OAuth tokens of own mailboxes, archive them and switch the feature off
 UPDATE ir_mail_server
    SET active = false,
        smtp_invoicing_password_enc = NULL,
+       smtp_invoicing_oauth_refresh_enc = NULL,
+       smtp_invoicing_oauth_access_enc = NULL,
+       smtp_invoicing_oauth_expires = 0,
        smtp_pass = NULL,
        verification_state = 'draft',
        verification_message = 'Neutralized database copy: enter the password again and verify before use.',

@@ -3,6 +3,7 @@ from . import ir_mail_server_password
 from . import ir_mail_server_verification
 from . import ir_mail_server_delivery
 from . import ir_mail_server_deliverability
+from . import ir_mail_server_oauth
 from . import mail_mail
 from . import mail_template
 from . import mail_compose_message

@@ -99,28 +99,30 @@ class IrMailServer(models.Model):
         """
         self.ensure_one()
         self._smtp_invoicing_check_ready()
-        try:
-            credentials = self._smtp_invoicing_credentials()
-        except UserError as error:
-            self._smtp_invoicing_mark_failed(error.args[0])
-            raise
         timeout, deadline = self._smtp_invoicing_timeouts()
         try:
+            # an OAuth mailbox's credentials may refresh its token: SmtpCheckError when refused
+            credentials = self._smtp_invoicing_credentials()
             connection = smtp.open_session(
                 self.smtp_host,
                 self.smtp_port,
                 self.smtp_encryption,
                 credentials["user"],
                 credentials["password"],
+                access_token=credentials.get("access_token"),
                 ca_pem=self.smtp_invoicing_ca_cert or None,
                 timeout=timeout,
                 deadline=deadline,
             )
+        except UserError as error:
+            self._smtp_invoicing_mark_failed(error.args[0])
+            raise
         except smtp.SmtpCheckError as error:
             message = self._smtp_invoicing_reason_message(error)
             if smtp.is_temporary(error.reason):
                 _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
             else:
+                self._smtp_invoicing_note_failure(error)
                 self._smtp_invoicing_mark_failed(message)
             raise UserError(message) from None
         sender = email_normalize(self.sender_email)

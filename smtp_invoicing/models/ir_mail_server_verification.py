@@ -179,7 +179,7 @@ class IrMailServer(models.Model):
         and does not block the key-share locks of mails referencing the mailbox; the
         committed lease keeps other workers away for the rest of the check. Returns
         the leases; a mailbox that cannot be checked (licence, password) has its
-        failure recorded at once and no request.
+        failure recorded at once and no request (``_smtp_invoicing_prepare_lease``).
         """
         now = fields.Datetime.now()
         leases = []
@@ -203,14 +203,22 @@ class IrMailServer(models.Model):
                 [until, tuple(servers.ids)],
             )
             servers.invalidate_recordset(["smtp_invoicing_lease_until"])
-            for server in servers:
-                lease = _Lease(server.id, until)
-                try:
-                    lease.request = server._smtp_invoicing_verify_request()
-                except UserError as error:
-                    server._smtp_invoicing_record_verification(error)
-                leases.append(lease)
+            leases = [_Lease(server.id, until) for server in servers]
+        # outside the row locks: building a request may refresh an OAuth token over the network
+        for lease in leases:
+            self._smtp_invoicing_prepare_lease(lease)
         return leases
+
+    @api.model
+    def _smtp_invoicing_prepare_lease(self, lease):
+        """Set ``lease.request`` in a short transaction of its own (a refreshed token is saved);
+        a mailbox that cannot be checked (licence, secret, token refused) has its failure recorded."""
+        try:
+            with self.env.registry.cursor() as cr:
+                server = self.env(cr=cr, su=True)["ir.mail_server"].browse(lease.server_id)
+                lease.request = server._smtp_invoicing_verify_request()
+        except (UserError, smtp.SmtpCheckError) as error:
+            self._smtp_invoicing_record_leases([(lease, error)])
 
     @api.model
     def _smtp_invoicing_record_leases(self, outcomes):
