@@ -20,6 +20,7 @@
         "views/ir_mail_server_delivery_views.xml",
         "views/ir_mail_server_oauth_views.xml",
         "views/smtp_invoicing_connect_templates.xml",
+        "views/res_users_views.xml",
         "views/smtp_invoicing_test_email_views.xml",
         "views/smtp_invoicing_template_mailbox_views.xml",
         "views/mail_template_views.xml",

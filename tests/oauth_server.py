@@ -78,6 +78,8 @@ class OAuthServer:
         self.token_requests = []  # (grant_type, answer status)
         self.consent_required = False  # Microsoft AADSTS65001 on the next refresh
         self.disabled_accounts = set()
+        # a browser on the sign-in page types this account and submits at once (Chromium tours)
+        self.browser_account = None
         self._lock = threading.Lock()
         server = self
 
@@ -204,7 +206,9 @@ class OAuthServer:
             '<form method="post" action="%s">%s<label for="login">Account</label>'
             '<input id="login" name="login" value="%s"/><button type="submit" class="o_test_sign_in">Sign in</button>'
             "</form></body></html>"
-        ) % (self.authorize_path, hidden, html.escape(params.get("login_hint", "")))
+        ) % (self.authorize_path, hidden, html.escape(self.browser_account or params.get("login_hint", "")))
+        if self.browser_account:
+            page = page.replace("</body>", "<script>document.forms[0].submit();</script></body>")
         data = page.encode()
         request.send_response(200)
         request.send_header("Content-Type", "text/html; charset=utf-8")

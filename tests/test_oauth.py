@@ -6,8 +6,6 @@ import urllib.parse
 from datetime import timedelta
 
 from freezegun import freeze_time
-from oauth_server import OAuthServer
-from oauth_smtp import XOAuth2SmtpServer
 
 import odoo
 from odoo import fields
@@ -16,6 +14,8 @@ from odoo.modules.neutralize import neutralize_database
 from odoo.tests import HttpCase
 
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from oauth_server import OAuthServer
+from oauth_smtp import XOAuth2SmtpServer
 from smtp_servers import KNOWN_SECRETS, SmtpServer
 
 USER_PASSWORD = "owner-login-pw-93Kd"

@@ -13,7 +13,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from oauth_server import MICROSOFT_INACTIVITY, OAuthServer
 from oauth_smtp import XOAuth2SmtpServer
-
 from smtp_servers import Pki, SmtpServer, closed_port
 
 

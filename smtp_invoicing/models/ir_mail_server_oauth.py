@@ -3,6 +3,7 @@ import logging
 import secrets
 import time
 
+from markupsafe import Markup
 from werkzeug.urls import url_encode, url_join
 
 from odoo import _, api, fields, models
@@ -525,12 +526,17 @@ class IrMailServer(models.Model):
         _logger.info("Mail server %s: access token refreshed", server.id)
         return access
 
+    def _smtp_invoicing_kind_label(self):
+        """The sign-in kind as the user reads it, in their language."""
+        labels = dict(self._fields["smtp_invoicing_auth_kind"]._description_selection(self.env))
+        return labels.get(self.smtp_invoicing_auth_kind or "password", "")
+
     def _smtp_invoicing_sign_in_message(self):
         return _(
             "%(owner)s must sign in to “%(name)s” with %(provider)s: open the mailbox's connect page.",
             owner=self.smtp_invoicing_owner_id.name or self.sudo().smtp_user or _("The mailbox owner"),
             name=self.name,
-            provider=dict(AUTH_KINDS).get(self.smtp_invoicing_auth_kind, ""),
+            provider=self._smtp_invoicing_kind_label(),
         )
 
     # ------------------------------------------------------------------
@@ -632,17 +638,16 @@ class IrMailServer(models.Model):
                 continue
             link = server.smtp_invoicing_connect_url
             if server.smtp_invoicing_auth_kind in OAUTH_KINDS:
-                provider = dict(AUTH_KINDS)[server.smtp_invoicing_auth_kind]
-                what = _("sign in with your %(provider)s account", provider=provider)
+                what = _("sign in with your %(provider)s account", provider=server._smtp_invoicing_kind_label())
             else:
                 what = _("type the (App) password of the mailbox")
-            note = _(
-                "%(reason)s Odoo sends invoices from %(email)s. To connect it, %(what)s on this page: %(link)s",
+            text = _(
+                "%(reason)s Odoo sends invoices from %(email)s. To connect it, %(what)s on this page:",
                 reason=reason or _("Your mailbox is waiting for you."),
                 email=server.sender_email,
                 what=what,
-                link=link,
             )
+            note = Markup('<p>%s</p><p><a href="%s">%s</a></p>') % (text, link, link)
             server.activity_schedule(
                 activity_type_id=server._smtp_invoicing_activity_type().id,
                 summary=server._smtp_invoicing_connect_summary(),
