@@ -33,8 +33,8 @@ class TestOAuthAccessMatrix(OAuthCase):
         user.password = ROLE_PASSWORD
         return user
 
-    def status(self, login, password, method, path, **data):
-        self.authenticate(login, password)
+    def status(self, login, login_password, method, path, **data):
+        self.authenticate(login, login_password)
         if method == "GET":
             return self.url_open(path, allow_redirects=False).status_code
         token = self.csrf_token()
