@@ -186,7 +186,7 @@ class TestOAuthMailboxes(OAuthCase):
             self.assertTrue(mailbox.activity_ids.filtered(lambda a: a.user_id == self.mailbox_user))
             action = mailbox.with_user(self.mailbox_user).action_smtp_invoicing_connect()
             self.assertEqual(action["url"], f"/smtp_invoicing/mailbox/{mailbox.id}/connect")
-            self.assertIn("Sign in with Google", self.url_open(action["url"]).text)
+            self.assertIn("Sign in again", self.url_open(action["url"]).text)
             self.assertEqual(self.sign_in(mailbox).status_code, 303)
             self.run_verification_cron()
             self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
