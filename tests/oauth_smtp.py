@@ -1,4 +1,5 @@
-"""An aiosmtpd server that signs in with XOAUTH2 only, checking tokens with tests/oauth_server.py.
+"""Mail servers that sign in with XOAUTH2 only (aiosmtpd SMTP, a small Gmail-like IMAP), checking
+tokens with tests/oauth_server.py.
 
 A refused token gets the reply of the real service: Gmail sends a base64 JSON error
 challenge, waits for the client's empty line, then answers 535 5.7.8; Microsoft 365
@@ -8,10 +9,13 @@ answers 535 5.7.3 at once.
 import base64
 import binascii
 import json
+import socket
+import ssl
+import threading
 
 from aiosmtpd.smtp import MISSING, AuthResult
 
-from smtp_servers import SmtpServer, _RecordingSMTP
+from smtp_servers import HOST, SmtpServer, _RecordingSMTP, server_context
 
 GMAIL_CHALLENGE = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
 GMAIL_REFUSAL = (
@@ -61,3 +65,69 @@ class XOAuth2SmtpServer(SmtpServer):
     def __init__(self, oauth, mode="starttls", cert=None, auth_mechanisms=(), **options):
         self.oauth = oauth
         super().__init__(mode=mode, cert=cert, auth_mechanisms=auth_mechanisms, **options)
+
+
+class XOAuth2ImapServer:
+    """A TLS IMAP server that, like Gmail, only takes AUTHENTICATE XOAUTH2: a refused token
+    gets the base64 JSON error challenge, then ``NO [AUTHENTICATIONFAILED]``. Counts attempts."""
+
+    def __init__(self, oauth, cert):
+        self.oauth = oauth
+        self.attempts = []
+        self._context = server_context(cert)
+        self._listener = socket.create_server((HOST, 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _addr = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        try:
+            with self._context.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] Gimap ready\r\n")
+                reader = tls.makefile("rb")
+                for line in reader:
+                    tag, command = line.split()[:2]
+                    command = command.upper()
+                    if command == b"CAPABILITY":
+                        tls.sendall(b"* CAPABILITY IMAP4rev1 AUTH=XOAUTH2\r\n" + tag + b" OK done\r\n")
+                    elif command == b"AUTHENTICATE":
+                        tls.sendall(b"+ \r\n")
+                        fields = dict(
+                            part.split("=", 1)
+                            for part in base64.b64decode(reader.readline().strip()).decode().split("\x01")
+                            if part
+                        )
+                        user, token = fields.get("user"), fields.get("auth", "").removeprefix("Bearer ")
+                        verdict = self.oauth.check_access_token(token, user)
+                        self.attempts.append((user, verdict))
+                        if verdict is None:
+                            tls.sendall(tag + b" OK " + user.encode() + b" authenticated (Success)\r\n")
+                            continue
+                        challenge = base64.b64encode(json.dumps(GMAIL_CHALLENGE, separators=(",", ":")).encode())
+                        tls.sendall(b"+ " + challenge + b"\r\n")
+                        reader.readline()
+                        tls.sendall(tag + b" NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\r\n")
+                    elif command in (b"SELECT", b"EXAMINE"):
+                        tls.sendall(
+                            b"* 0 EXISTS\r\n* OK [UIDVALIDITY 1] UIDs valid\r\n" + tag + b" OK [READ-ONLY] done\r\n"
+                        )
+                    else:
+                        tls.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                        return
+        except (OSError, ssl.SSLError, ValueError):
+            return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._listener.close()
+        self._thread.join(5)

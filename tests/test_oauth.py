@@ -15,7 +15,7 @@ from odoo.tests import HttpCase
 
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
 from oauth_server import OAuthServer
-from oauth_smtp import XOAuth2SmtpServer
+from oauth_smtp import XOAuth2ImapServer, XOAuth2SmtpServer
 from smtp_servers import KNOWN_SECRETS, SmtpServer
 
 USER_PASSWORD = "owner-login-pw-93Kd"
@@ -159,6 +159,22 @@ class TestOAuthMailboxes(OAuthCase):
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
         self.assertEqual(self.smtp_servers["google"].auth_attempts, [("XOAUTH2", MAILBOX_LOGIN, None)])
         self.assertEqual(self.providers["google"].token_requests, [("authorization_code", 200)])
+
+    def test_gmail_mailbox_reads_its_bounces_with_xoauth2(self):
+        """Bounce tracking signs in to IMAP with the same access token (XOAUTH2), at verification."""
+        imap_server = XOAuth2ImapServer(self.providers["google"], self.pki.leaf())
+        imap_server.__enter__()
+        self.addCleanup(imap_server.__exit__, None, None, None)
+        mailbox = self.create_oauth_mailbox(
+            "google",
+            smtp_invoicing_track_bounces=True,
+            smtp_invoicing_imap_host="127.0.0.1",
+            smtp_invoicing_imap_port=imap_server.port,
+        )
+        self.sign_in(mailbox)
+        self.run_verification_cron()
+        self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
+        self.assertEqual(imap_server.attempts, [(MAILBOX_LOGIN, None)])
 
     def test_signing_in_as_another_account_is_refused(self):
         """Signing in as another account shows a clear refusal and saves nothing."""

@@ -12,21 +12,19 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from oauth_server import MICROSOFT_INACTIVITY, OAuthServer
-from oauth_smtp import XOAuth2SmtpServer
+from oauth_smtp import XOAuth2ImapServer, XOAuth2SmtpServer
 from smtp_servers import Pki, SmtpServer, closed_port
 
-
-def _load(name):
-    # Loaded by path: importing the addon package would import Odoo.
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib", name + ".py")
-    spec = importlib.util.spec_from_file_location("smtp_invoicing_lib_" + name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-smtp = _load("smtp")
-oauth = _load("oauth")
+# The lib package is loaded by path under another name: importing the addon would import Odoo.
+_LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
+_spec = importlib.util.spec_from_file_location(
+    "smtp_invoicing_lib", os.path.join(_LIB, "__init__.py"), submodule_search_locations=[_LIB]
+)
+sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
+smtp = importlib.import_module("smtp_invoicing_lib.smtp")
+oauth = importlib.import_module("smtp_invoicing_lib.oauth")
+imap = importlib.import_module("smtp_invoicing_lib.imap")
 
 ACCOUNT = "billing@contoso.test"
 REDIRECT = "http://127.0.0.1:8069/microsoft_outlook/confirm"
@@ -247,3 +245,16 @@ def test_xoauth2_needs_the_server_to_offer_it(pki):
             smtp.open_session(srv.host, srv.port, "starttls", ACCOUNT, access_token="tok-123456", ca_pem=pki.ca_pem)
         assert error.value.reason == "no_auth"
         assert srv.auth_attempts == []
+
+
+def test_imap_xoauth2_login_once_and_refusal(pki):
+    """IMAP signs in with XOAUTH2 (one attempt; Gmail's error challenge answered empty) and reads the INBOX."""
+    with OAuthServer("google", accounts=[ACCOUNT]) as provider, XOAuth2ImapServer(provider, pki.leaf()) as server:
+        token = exchange(provider, sign_in(provider))["access_token"]
+        imap.verify("127.0.0.1", server.port, ACCOUNT, access_token=token, ca_pem=pki.ca_pem, timeout=5)
+        provider.revoke(ACCOUNT)
+        with pytest.raises(imap.ImapCheckError) as error:
+            imap.open_session("127.0.0.1", server.port, ACCOUNT, access_token=token, ca_pem=pki.ca_pem, timeout=5)
+        assert error.value.reason == "auth_failed"
+        assert token not in str(error.value)
+        assert server.attempts == [(ACCOUNT, None), (ACCOUNT, "revoked")]

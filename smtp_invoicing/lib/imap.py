@@ -117,22 +117,37 @@ def classify_error(exc, secrets=()):
     return _classify(exc, secrets)
 
 
-def open_session(host, port, user, password, *, ca_pem=None, timeout=20.0):
+def _xoauth2_responder(user, access_token):
+    """XOAUTH2 answers: the token once; an error challenge (Gmail's base64 JSON) gets the
+    empty response RFC 7628 asks for, never the token a second time."""
+    answers = ["user=%s\x01auth=Bearer %s\x01\x01" % (user, access_token)]
+
+    def respond(_challenge):
+        return answers.pop() if answers else b""
+
+    return respond
+
+
+def open_session(host, port, user, password=None, *, access_token=None, ca_pem=None, timeout=20.0):
     """Return an ``imapclient.IMAPClient`` logged in over verified implicit TLS, or raise ImapCheckError.
 
-    One LOGIN command, no retry with other mechanisms: a wrong password counts once
-    against the account's lockout. The caller logs out (or uses it as a context manager).
+    One LOGIN command (or, with ``access_token``, one AUTHENTICATE XOAUTH2), no retry
+    with other mechanisms: a wrong password counts once against the account's lockout.
+    The caller logs out (or uses it as a context manager).
     """
     context = _shared_ssl_context(ca_pem)
     client = None
     try:
         _logger.debug("IMAP connecting to %s:%s", host, port)
         client = imapclient.IMAPClient(host, port=port, ssl=True, ssl_context=context, timeout=timeout)
-        client.login(user, password)
+        if access_token:
+            client.sasl_login("XOAUTH2", _xoauth2_responder(user, access_token))
+        else:
+            client.login(user, password)
     except Exception as exc:
         if client is not None:
             _shutdown(client)
-        error = _classify(exc, (password,))
+        error = _classify(exc, (password, access_token))
         if error is None:
             raise
         _logger.info("IMAP check of %s:%s failed: %s", host, port, error.reason)
@@ -155,13 +170,13 @@ def logout(client):
         _shutdown(client)
 
 
-def verify(host, port, user, password, *, ca_pem=None, timeout=20.0, mailbox="INBOX"):
+def verify(host, port, user, password=None, *, access_token=None, ca_pem=None, timeout=20.0, mailbox="INBOX"):
     """Check connection, TLS, login and a read-only selection of ``mailbox``; changes nothing."""
-    client = open_session(host, port, user, password, ca_pem=ca_pem, timeout=timeout)
+    client = open_session(host, port, user, password, access_token=access_token, ca_pem=ca_pem, timeout=timeout)
     try:
         client.select_folder(mailbox, readonly=True)
     except Exception as exc:
-        error = _classify(exc, (password,))
+        error = _classify(exc, (password, access_token))
         if error is None:
             raise
         raise error from exc

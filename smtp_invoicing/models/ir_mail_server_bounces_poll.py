@@ -8,7 +8,7 @@ from datetime import timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..lib import imap
+from ..lib import imap, smtp
 
 _logger = logging.getLogger(__name__)
 
@@ -171,6 +171,9 @@ class IrMailServer(models.Model):
                     request = server._smtp_invoicing_imap_request()
                 except UserError as error:
                     server.smtp_invoicing_imap_error = error.args[0]
+                    continue
+                except smtp.SmtpCheckError as error:  # an OAuth mailbox's token could not be refreshed
+                    server.smtp_invoicing_imap_error = server._smtp_invoicing_reason_message(error)
                     continue
                 visit = _Visit(server.id, until, request=request, folder=server.smtp_invoicing_bounce_folder or None)
                 visit.copies = [(copy.id, copy._smtp_invoicing_raw(), copy.create_date) for copy in copies]
