@@ -13,7 +13,7 @@ from common import SmtpInvoicingCase
 
 I18N = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "smtp_invoicing", "i18n")
 LANGUAGES = ("fr", "de", "es")
-COMPLETE = ("fr",)  # the first market: every term must be translated
+COMPLETE = LANGUAGES  # every shipped language is translated in full
 PLACEHOLDER = re.compile(r"%\(\w+\)s|%[sd]")
 
 
@@ -37,7 +37,7 @@ class TestTranslations(TransactionCase):
         self.assertFalse(sorted(pot - exported), f"stale terms in smtp_invoicing.pot: {hint}")
 
     def test_po_files_cover_the_pot_with_the_same_placeholders(self):
-        """Each .po has every msgid of the .pot (French translated in full) and keeps the placeholders."""
+        """Each .po has every msgid of the .pot, translated in full, and keeps the placeholders."""
         pot = msgids(committed("smtp_invoicing.pot"))
         for lang in LANGUAGES:
             catalog = committed(f"{lang}.po")
