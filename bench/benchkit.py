@@ -28,7 +28,8 @@ PASSWORD = "bench-app-pass-7Qx"
 
 
 def boot():
-    """Load the registry of the bench database, as a server would: not in test mode."""
+    """Load the registry of the bench database, as a server would: not in test mode, and
+    under the server's memory limit."""
     import odoo
 
     odoo.tools.config.parse_config(
@@ -55,6 +56,8 @@ def boot():
         ],
     )
     odoo.service.server.load_server_wide_modules()
+    # the address-space limit every odoo-bin server sets (limit_memory_hard, 2.5 GB by default)
+    odoo.service.server.set_limit_memory_hard()
     registry = odoo.modules.registry.Registry(DB_NAME)
     assert not odoo.modules.module.current_test
     return registry
@@ -234,16 +237,17 @@ class Measure:
         self.peak_growth_mb = (_status_kb("VmHWM") - self.rss_before) / 1024
 
 
-class DbConnections:
-    """Database connections a block really used, counted two ways.
+class Footprint:
+    """Database connections, threads and virtual memory a block really used.
 
+    Connections are counted two ways:
     - Odoo's connection pool, wrapped: the most connections borrowed at once and the
       distinct PostgreSQL backends handed out;
     - ``pg_stat_activity``, sampled every ``interval`` seconds by a side thread from the
       ``postgres`` database: the most backends of the bench database at once.
-
     The pool's idle connections to the bench database are closed first, so that the
-    sampled peak only counts what the block opened.
+    sampled peak only counts what the block opened. The same side thread samples the
+    thread count and the virtual size (what Odoo's ``limit_memory_*`` limits measure).
     """
 
     def __init__(self, interval=0.01):
@@ -262,6 +266,7 @@ class DbConnections:
         self.sampled_peak = 0
         self.sampled_backends = set()
         self.peak_threads = threading.active_count()
+        self.peak_vms_mb = _status_kb("VmSize") / 1024
         pool_class = sql_db.ConnectionPool
         self._originals = (pool_class.borrow, pool_class.give_back)
         borrow, give_back = self._originals
@@ -303,6 +308,7 @@ class DbConnections:
                 self.sampled_peak = max(self.sampled_peak, len(pids))
                 self.sampled_backends |= pids
                 self.peak_threads = max(self.peak_threads, threading.active_count())
+                self.peak_vms_mb = max(self.peak_vms_mb, _status_kb("VmSize") / 1024)
                 self._stop.wait(self.interval)
 
     def __exit__(self, *exc_info):

@@ -9,7 +9,8 @@ The last two run on a stated sample with the proportion of silent hosts of the c
 (SAMPLE_SILENT silent and 3 times as many answering), and their figure for the whole
 case is extrapolated, and printed as such.
 
-Printed beside each module run: peak RSS, the peak thread count, the database connections
+Printed beside each run: peak RSS and virtual size (the process runs under Odoo's
+``limit_memory_hard``, as odoo-bin does), the peak thread count, the database connections
 the run really used (Odoo's pool wrapped, and ``pg_stat_activity`` sampled) and where
 the cron thread spent its time (taking leases, recording results, waiting).
 """
@@ -21,8 +22,8 @@ from unittest.mock import patch
 from benchkit import (
     LOGIN,
     PASSWORD,
-    DbConnections,
     Fleet,
+    Footprint,
     Measure,
     boot,
     environment,
@@ -145,7 +146,7 @@ def run_module(registry, fleet, mailbox_ids, workers):
         params.set_param("smtp_invoicing.verify_workers", str(workers) if workers else False)
         env["ir.mail_server"].browse(mailbox_ids).action_verify()
     connections_before = sum(connections for connections, _messages in fleet.stats())
-    with DbConnections() as connections, CronProfile(registry) as profile, Measure() as measure:
+    with Footprint() as footprint, CronProfile(registry) as profile, Measure() as measure:
         with environment(registry) as env:
             env.ref("smtp_invoicing.ir_cron_verify_mail_servers").method_direct_trigger()
     accepted = sum(connections for connections, _messages in fleet.stats()) - connections_before
@@ -163,7 +164,7 @@ def run_module(registry, fleet, mailbox_ids, workers):
         "states": states,
         "timeouts": timeouts,
         "accepted": accepted,
-        "connections": connections,
+        "footprint": footprint,
         "profile": profile,
     }
 
@@ -176,7 +177,7 @@ def run_core(registry, core_ids):
 
     outcomes = {"ok": 0, "failed": 0}
     with (
-        DbConnections() as connections,
+        Footprint() as footprint,
         Measure() as measure,
         environment(registry) as env,
         patch.object(core_mail_server, "SMTP_TIMEOUT", TIMEOUT),
@@ -192,7 +193,7 @@ def run_core(registry, core_ids):
         "seconds": measure.seconds,
         "outcomes": outcomes,
         "peak_mb": measure.peak_rss_mb,
-        "connections": connections,
+        "footprint": footprint,
     }
 
 
@@ -225,13 +226,14 @@ def main():
         f"never answer), timeout {TIMEOUT} s; {LIVE_SERVERS} answering servers and {SILENT_LISTENERS} silent "
         f"listeners in a separate process"
     )
-    print(f"machine: {machine()}; load average before {load_before}, after {load_average()}\n")
+    print(f"machine: {machine()}; load average before {load_before}, after {load_average()}")
+    print(f"memory limits of an Odoo server: {memory_limits()}\n")
     rows = []
     notes = []
     verdicts = []
     for settings, silent, setup_seconds, module, one, core, sample in results:
         scale = settings / sample
-        sample_note = f"sample {sample} ({SAMPLE_SILENT} silent), x{scale:g} extrapolated"
+        sample_note = f"sample {sample} ({SAMPLE_SILENT} silent), x{scale:.1f} extrapolated"
         rows.append(
             [
                 f"{settings}/{silent}",
@@ -240,8 +242,9 @@ def main():
                 "all run",
                 _states(module["states"]),
                 f"{module['peak_mb']:.0f} (+{module['growth_mb']:.0f})",
-                module["connections"].summary(),
-                module["connections"].peak_threads,
+                f"{module['footprint'].peak_vms_mb:.0f}",
+                module["footprint"].peak_threads,
+                module["footprint"].summary(),
             ]
         )
         rows.append(
@@ -252,8 +255,9 @@ def main():
                 f"{one['seconds']:.1f} s for the {sample_note}",
                 _states(one["states"]),
                 f"{one['peak_mb']:.0f}",
-                one["connections"].summary(),
-                one["connections"].peak_threads,
+                f"{one['footprint'].peak_vms_mb:.0f}",
+                one["footprint"].peak_threads,
+                one["footprint"].summary(),
             ]
         )
         rows.append(
@@ -264,8 +268,9 @@ def main():
                 f"{core['seconds']:.1f} s for the {sample_note}",
                 f"{core['outcomes']['ok']} ok, {core['outcomes']['failed']} failed",
                 f"{core['peak_mb']:.0f}",
-                core["connections"].summary(),
-                "-",
+                f"{core['footprint'].peak_vms_mb:.0f}",
+                core["footprint"].peak_threads,
+                core["footprint"].summary(),
             ]
         )
         profile = module["profile"]
@@ -276,19 +281,32 @@ def main():
             f"time in all; {module['timeouts']} timeouts reported; {module['accepted']} TCP connections "
             f"accepted by the servers; {module['queries']} queries ({module['queries'] / settings:.1f} per mailbox)"
         )
-        connections = max(module["connections"].pool_peak, module["connections"].sampled_peak)
+        connections = max(module["footprint"].pool_peak, module["footprint"].sampled_peak)
         within = module["seconds"] <= TARGETS[settings] and connections <= MAX_CONNECTIONS
         verdicts.append(
             f"{settings}/{silent} {module['seconds']:.1f} s (target {TARGETS[settings]:g}), "
             f"{connections} connections (target {MAX_CONNECTIONS}), peak RSS {module['peak_mb']:.0f} MB, "
+            f"VMS {module['footprint'].peak_vms_mb:.0f} MB, {module['footprint'].peak_threads} threads, "
             f"{'met' if within else 'MISSED'}; 1 worker {one['seconds'] * scale:.0f} s, "
             f"core {core['seconds'] * scale:.0f} s (extrapolated)"
         )
-    table(["case", "path", "seconds", "measured", "outcome", "peak RSS MB", "DB connections", "threads"], rows)
+    table(
+        ["case", "path", "seconds", "measured", "outcome", "peak RSS MB", "peak VMS MB", "threads", "DB connections"],
+        rows,
+    )
     print()
     for note in notes:
         print(note)
     print(f"\nRESULT verify: {'; '.join(verdicts)}; load average {load_before} before, {load_average()} after")
+
+
+def memory_limits():
+    from odoo.tools import config
+
+    return (
+        f"limit_memory_soft {config['limit_memory_soft'] / 1024**2:.0f} MB (a worker past it is recycled), "
+        f"limit_memory_hard {config['limit_memory_hard'] / 1024**2:.0f} MB (address space, set here too)"
+    )
 
 
 def _states(states):
