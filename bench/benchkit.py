@@ -28,7 +28,8 @@ PASSWORD = "bench-app-pass-7Qx"
 
 
 def boot():
-    """Load the registry of the bench database, as a server would: not in test mode."""
+    """Load the registry of the bench database, as a server would: not in test mode, and
+    under the server's memory limit."""
     import odoo
 
     odoo.tools.config.parse_config(
@@ -55,6 +56,8 @@ def boot():
         ],
     )
     odoo.service.server.load_server_wide_modules()
+    # the address-space limit every odoo-bin server sets (limit_memory_hard, 2.5 GB by default)
+    odoo.service.server.set_limit_memory_hard()
     registry = odoo.modules.registry.Registry(DB_NAME)
     assert not odoo.modules.module.current_test
     return registry
@@ -111,6 +114,7 @@ def mailbox_values(port, ca_pem, company, **values):
 def _serve(conn):
     """Child process: run loopback servers and answer the parent's requests."""
     import logging
+    import socket
     import warnings
 
     import smtp_servers
@@ -130,6 +134,7 @@ def _serve(conn):
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # refused or timed-out clients
     pki = Pki()
     servers = []
+    backlog = socket.SOMAXCONN
     try:
         while True:
             command, argument = conn.recv()
@@ -138,6 +143,9 @@ def _serve(conn):
                 for kind in argument:
                     if kind == "silent":
                         server = SilentListener().__enter__()
+                        # the fixture's backlog of 16 drops SYNs of a burst of hundreds of checks:
+                        # a dropped SYN costs the client a 1 s retransmission, not the server's silence
+                        server._listener.listen(backlog)
                     else:
                         server = SmtpServer(mode=kind, cert=pki.leaf(), users={LOGIN: PASSWORD}).__enter__()
                     servers.append(server)
@@ -229,6 +237,96 @@ class Measure:
         self.peak_growth_mb = (_status_kb("VmHWM") - self.rss_before) / 1024
 
 
+class Footprint:
+    """Database connections, threads and virtual memory a block really used.
+
+    Connections are counted two ways:
+    - Odoo's connection pool, wrapped: the most connections borrowed at once and the
+      distinct PostgreSQL backends handed out;
+    - ``pg_stat_activity``, sampled every ``interval`` seconds by a side thread from the
+      ``postgres`` database: the most backends of the bench database at once.
+    The pool's idle connections to the bench database are closed first, so that the
+    sampled peak only counts what the block opened. The same side thread samples the
+    thread count and the virtual size (what Odoo's ``limit_memory_*`` limits measure).
+    """
+
+    def __init__(self, interval=0.01):
+        self.interval = interval
+
+    def __enter__(self):
+        import psycopg2
+
+        from odoo import sql_db
+
+        sql_db.close_db(DB_NAME)
+        self._lock = threading.Lock()
+        self._borrowed = 0
+        self.pool_peak = 0
+        self.pool_backends = set()
+        self.sampled_peak = 0
+        self.sampled_backends = set()
+        self.peak_threads = threading.active_count()
+        self.peak_vms_mb = _status_kb("VmSize") / 1024
+        pool_class = sql_db.ConnectionPool
+        self._originals = (pool_class.borrow, pool_class.give_back)
+        borrow, give_back = self._originals
+        measure = self
+
+        def counting_borrow(pool, connection_info):
+            connection = borrow(pool, connection_info)
+            if connection_info.get("dbname") == DB_NAME or connection_info.get("database") == DB_NAME:
+                with measure._lock:
+                    measure._borrowed += 1
+                    measure.pool_peak = max(measure.pool_peak, measure._borrowed)
+                    measure.pool_backends.add(connection.get_backend_pid())
+                connection._bench_counted = True
+            return connection
+
+        def counting_give_back(pool, connection, keep_in_pool=True):
+            if getattr(connection, "_bench_counted", False):
+                connection._bench_counted = False
+                with measure._lock:
+                    measure._borrowed -= 1
+            return give_back(pool, connection, keep_in_pool=keep_in_pool)
+
+        pool_class.borrow, pool_class.give_back = counting_borrow, counting_give_back
+        self._stop = threading.Event()
+        self._sampler_connection = psycopg2.connect(
+            dbname="postgres", host="127.0.0.1", user=os.environ.get("PGUSER", "root")
+        )
+        self._sampler_connection.autocommit = True
+        self._sampler = threading.Thread(target=self._sample, name="bench-pg-sampler", daemon=True)
+        self._sampler.start()
+        return self
+
+    def _sample(self):
+        own = self._sampler_connection.get_backend_pid()
+        with self._sampler_connection.cursor() as cr:
+            while not self._stop.is_set():
+                cr.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid != %s", [DB_NAME, own])
+                pids = {row[0] for row in cr.fetchall()}
+                self.sampled_peak = max(self.sampled_peak, len(pids))
+                self.sampled_backends |= pids
+                self.peak_threads = max(self.peak_threads, threading.active_count())
+                self.peak_vms_mb = max(self.peak_vms_mb, _status_kb("VmSize") / 1024)
+                self._stop.wait(self.interval)
+
+    def __exit__(self, *exc_info):
+        from odoo import sql_db
+
+        self._stop.set()
+        self._sampler.join(5)
+        self._sampler_connection.close()
+        sql_db.ConnectionPool.borrow, sql_db.ConnectionPool.give_back = self._originals
+
+    def summary(self):
+        return (
+            f"{max(self.pool_peak, self.sampled_peak)} at once "
+            f"(pool {self.pool_peak}, pg_stat_activity {self.sampled_peak}), "
+            f"{len(self.pool_backends | self.sampled_backends)} distinct backends"
+        )
+
+
 def _status_kb(field):
     with open("/proc/self/status") as status:
         for line in status:
@@ -253,6 +351,12 @@ def machine():
                 break
     ram_gb = _meminfo_kb("MemTotal") / 1024 / 1024
     return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}, {ram_gb:.0f} GB RAM"
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, as uptime prints them."""
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
 
 
 def _meminfo_kb(field):

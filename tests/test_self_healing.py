@@ -1,16 +1,20 @@
 """A status that heals itself: a night's provider hiccup never stops invoicing, and only a person's fix is asked."""
 
 from datetime import timedelta
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
 from odoo import fields
 from odoo.tools import mute_logger
 
+from odoo.addons.smtp_invoicing.lib import smtp
+
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
 from smtp_servers import SmtpServer, closed_port
 
 MAIL_LOGGER = "odoo.addons.mail.models.mail_mail"
+VERIFICATION_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server_verification"
 
 
 class TestSelfHealing(SmtpInvoicingCase):
@@ -149,3 +153,51 @@ class TestSelfHealing(SmtpInvoicingCase):
         with freeze_time(lease.until + timedelta(seconds=1)):
             (second,) = model._smtp_invoicing_take_leases(mailbox.ids)
         self.assertGreater(second.until, lease.until)
+
+    def test_results_finished_together_are_recorded_each_on_its_mailbox(self):
+        """Three results recorded in one batch: each mailbox gets its own status and chatter note."""
+        server = self.start_server()
+        good = self.create_mailbox(server, name="Good 1") | self.create_mailbox(server, name="Good 2")
+        wrong = self.create_mailbox(server, name="Wrong password", smtp_pass="not-the-password")
+        (good | wrong).action_verify()
+        self.env.flush_all()
+        model = self.env["ir.mail_server"]
+        leases = model._smtp_invoicing_take_leases((good | wrong).ids)
+        error = smtp.SmtpCheckError("auth_failed", 535, "5.7.8 bad credentials")
+        model._smtp_invoicing_record_leases(
+            [(lease, error if lease.server_id == wrong.id else None) for lease in leases]
+        )
+        self.env.invalidate_all()
+        self.assertEqual((good | wrong).mapped("verification_state"), ["verified", "verified", "failed"])
+        for mailbox, expected in ((good[0], "Status: Verified"), (good[1], "Status: Verified"), (wrong, "refused")):
+            notes = mailbox.message_ids.filtered(lambda message: "Status:" in message.body)
+            self.assertEqual(len(notes), 1, mailbox.name)
+            self.assertIn(expected, notes.body)
+        self.assertFalse(any((good | wrong).mapped("smtp_invoicing_lease_until")))
+
+    def test_a_result_that_cannot_be_saved_does_not_lose_the_others(self):
+        """One result of a batch fails to save: the others are recorded, its lease stays for a later check."""
+        server = self.start_server()
+        mailboxes = self.create_mailbox(server, name="A") | self.create_mailbox(server, name="B")
+        mailboxes |= self.create_mailbox(server, name="C")
+        mailboxes.action_verify()
+        self.env.flush_all()
+        model = self.env["ir.mail_server"]
+        leases = model._smtp_invoicing_take_leases(mailboxes.ids)
+        broken = mailboxes[1]
+        mark_verified = type(model)._smtp_invoicing_mark_verified
+
+        def failing_mark_verified(mailbox):
+            if mailbox.id == broken.id:
+                raise ValueError("cannot save")
+            return mark_verified(mailbox)
+
+        with (
+            patch.object(type(model), "_smtp_invoicing_mark_verified", failing_mark_verified),
+            mute_logger(VERIFICATION_LOGGER),
+        ):
+            model._smtp_invoicing_record_leases([(lease, None) for lease in leases])
+        self.env.invalidate_all()
+        self.assertEqual(mailboxes.mapped("verification_state"), ["verified", "pending", "verified"])
+        self.assertTrue(broken.smtp_invoicing_lease_until)
+        self.assertEqual(len((mailboxes - broken).message_ids.filtered(lambda m: "Status:" in m.body)), 2)

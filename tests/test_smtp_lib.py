@@ -3,7 +3,9 @@
 import importlib.util
 import logging
 import os
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -219,6 +221,58 @@ def test_open_session_deadline_applies_too():
             smtp.open_session("127.0.0.1", drip.port, "starttls", USER, PASSWORD, timeout=1, deadline=1.5)
     assert caught.value.reason == "timeout"
     assert time.monotonic() - started < 3
+
+
+def test_checks_in_flight_share_one_deadline_thread():
+    """Ten checks waiting on silent servers run in ten threads: their deadlines start no thread of their own."""
+    with SilentListener() as listener, smtp.check_pool(10) as pool:
+        before = threading.active_count()
+        checks = [
+            pool.submit(smtp.verify, "127.0.0.1", listener.port, "starttls", USER, PASSWORD, SENDER, timeout=1)
+            for _ in range(10)
+        ]
+        time.sleep(0.5)
+        during = threading.active_count()
+        reasons = [caught.reason for caught in (check.exception() for check in checks)]
+    assert reasons == ["timeout"] * 10
+    # the ten pool threads, and at most the deadline watcher if this process had none yet
+    assert during - before <= 11
+
+
+_STACK_PROBE = """
+import importlib.util, resource, sys, threading
+from concurrent import futures
+spec = importlib.util.spec_from_file_location("smtp_lib", sys.argv[1])
+smtp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(smtp)
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+# as Odoo's limit_memory_hard does, with room for 256 threads of 2 MB, not of 8 MB
+resource.setrlimit(resource.RLIMIT_AS, (size + 1024 * 1024 * 1024, resource.RLIM_INFINITY))
+for name, pool in (("check_pool", smtp.check_pool(256)), ("default", futures.ThreadPoolExecutor(256))):
+    barrier = threading.Barrier(256, timeout=30)
+    try:
+        for waited in [pool.submit(barrier.wait) for _ in range(256)]:
+            waited.result()
+        print(name, "started 256 threads")
+    except RuntimeError as error:
+        barrier.abort()
+        print(name, "failed:", error)
+    pool.shutdown()
+print("stack size after:", threading.stack_size())
+"""
+
+
+def test_check_threads_fit_in_odoo_memory_limit():
+    """256 checks start their threads within 1 GB of address space (Odoo's limit_memory_hard); 8 MB stacks do not."""
+    env = dict(os.environ, MALLOC_ARENA_MAX="2")  # arenas reserve 64 MB each, more on more cores
+    result = subprocess.run(
+        [sys.executable, "-c", _STACK_PROBE, _LIB], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "check_pool started 256 threads", result.stdout + result.stderr
+    assert lines[1].startswith("default failed: can't start new thread"), result.stdout + result.stderr
+    assert lines[2] == "stack size after: 0"
 
 
 def test_password_never_logged_nor_in_errors(pki, caplog):

@@ -8,7 +8,9 @@ import base64
 import binascii
 import contextlib
 import functools
+import heapq
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -17,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent import futures
 
 _logger = logging.getLogger(__name__)
 
@@ -101,12 +104,51 @@ def _shared_ssl_context(ca_pem):
     return _cached_ssl_context(ca_pem or None, int(time.monotonic() // _CONTEXT_LIFETIME))
 
 
+class _DeadlineWatcher:
+    """One daemon thread that expires every pending :class:`_Deadline` at its time.
+
+    A timer thread per check doubled the threads of a verification run, each with its
+    own stack; here a heap ordered by expiry time is watched by a single thread.
+    """
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._heap = []
+        self._order = itertools.count()
+        self._thread = None
+
+    def add(self, seconds, deadline):
+        with self._condition:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), deadline))
+            # not alive after a fork: the child gets a thread of its own
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="smtp_invoicing_deadlines", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self):
+        while True:
+            with self._condition:
+                while not self._heap:
+                    self._condition.wait()
+                when, _order, deadline = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            deadline._expire()
+
+
+_WATCHER = _DeadlineWatcher()
+
+
 class _Deadline:
     """Overall time limit: shuts the TCP connection down when it expires.
 
     Per-operation socket timeouts do not bound a server that drips one byte at a time,
-    so a timer shuts down a duplicate of the socket's descriptor; the duplicate stays valid
-    across the TLS wrapping and STARTTLS, which replace the Python socket object.
+    so the watcher thread shuts down a duplicate of the socket's descriptor; the duplicate
+    stays valid across the TLS wrapping and STARTTLS, which replace the Python socket object.
     """
 
     def __init__(self, seconds):
@@ -114,9 +156,7 @@ class _Deadline:
         self._lock = threading.Lock()
         self._socket = None
         self._done = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHER.add(seconds, self)
 
     def attach(self, sock):
         with self._lock:
@@ -134,8 +174,7 @@ class _Deadline:
                     self._socket.shutdown(socket.SHUT_RDWR)
 
     def cancel(self):
-        """Stop the timer and release the duplicate descriptor (idempotent)."""
-        self._timer.cancel()
+        """Release the duplicate descriptor; a later expiry does nothing (idempotent)."""
         with self._lock:
             self._done = True
             if self._socket is not None:
@@ -502,3 +541,37 @@ def verify(
     finally:
         guard.cancel()
     _logger.debug("SMTP check of %s:%s succeeded", host, port)
+
+
+# Stack size of the verification threads, which only run smtplib and ssl over one socket.
+# Odoo caps a server's address space (limit_memory_hard, 2.5 GB by default) and recycles a
+# worker whose virtual size passed limit_memory_soft (2 GB): with the default 8 MB stacks,
+# about 128 checks in flight could not even start their threads.
+CHECK_STACK_SIZE = 2 * 1024 * 1024
+_STACK_LOCK = threading.Lock()
+
+
+class _CheckPool(futures.ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose threads get CHECK_STACK_SIZE stacks.
+
+    The stack size is a process-wide setting read when a thread starts: it is set only
+    while this pool starts one. A thread that another part of the server starts at that
+    very moment gets 2 MB too, which still holds Python's default recursion limit through
+    C calls (1 MB does not).
+    """
+
+    def _adjust_thread_count(self):
+        with _STACK_LOCK:
+            previous = threading.stack_size(CHECK_STACK_SIZE)
+            try:
+                super()._adjust_thread_count()
+            finally:
+                threading.stack_size(previous)
+
+
+def check_pool(workers):
+    """Return an executor running up to ``workers`` calls of :func:`verify` at once.
+
+    Threads are started as work arrives, so a run with few checks starts few threads.
+    """
+    return _CheckPool(max_workers=workers, thread_name_prefix="smtp_invoicing_verify")

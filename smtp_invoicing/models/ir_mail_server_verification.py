@@ -1,3 +1,4 @@
+import contextvars
 import dataclasses
 import datetime
 import logging
@@ -16,12 +17,19 @@ _logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 20
 DEFAULT_DEADLINE = 45
 DEFAULT_REVERIFY_HOURS = 24
-# Threads only wait on the network: none holds a database connection.
-DEFAULT_WORKERS = 64
+# Threads only wait on the network: none holds a database connection. A silent host holds
+# its thread for the whole timeout: 2,000 mailboxes of which 500 are silent take about
+# 500 / workers timeouts. Each thread costs a 2 MB stack (smtp.CHECK_STACK_SIZE) and two
+# file descriptors.
+DEFAULT_WORKERS = 256
 DEFAULT_BUDGET = 120
 # Minutes before re-checking a mailbox whose last check failed for a temporary
 # reason, by number of consecutive such failures; the last value repeats.
 CHECK_BACKOFF_MINUTES = (10, 30, 60, 120, 240)
+
+# Chatter notes of the verification results recorded together, {server id: [bodies]}:
+# written by _smtp_invoicing_record_leases with one _message_log_batch per round.
+_PENDING_NOTES = contextvars.ContextVar("smtp_invoicing_pending_notes", default=None)
 
 
 @dataclasses.dataclass
@@ -135,7 +143,7 @@ class IrMailServer(models.Model):
         started = time.monotonic()
         done = 0
         running = {}
-        with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp_invoicing_verify") as pool:
+        with smtp.check_pool(workers) as pool:
             while True:
                 room = workers - len(running)
                 if room and waiting and time.monotonic() - started < budget:
@@ -227,27 +235,49 @@ class IrMailServer(models.Model):
         Nothing is recorded for a lease that is no longer the one its check took (settings
         changed meanwhile, or the lease expired and another worker took the mailbox). One
         mailbox whose result cannot be saved is logged by id; the others are kept.
+
+        The batch is recorded at once (one lock query, one read, one flush): per mailbox,
+        queries and savepoints made the cron thread the bottleneck of thousands of checks.
+        Only when the batch fails is it recorded again mailbox by mailbox.
         """
+        if not outcomes:
+            return
         try:
             with self.env.registry.cursor() as cr:
                 env = self.env(cr=cr, su=True)
-                for lease, error in outcomes:
+                cr.execute(
+                    "SELECT id FROM ir_mail_server WHERE (id, smtp_invoicing_lease_until) IN %s FOR NO KEY UPDATE",
+                    [tuple((lease.server_id, lease.until) for lease, _error in outcomes)],
+                )
+                current = {row[0] for row in cr.fetchall()}
+                for lease, _error in outcomes:
+                    if lease.server_id not in current:
+                        _logger.info("Mail server %s: verification result dropped, its lease ended", lease.server_id)
+                outcomes = [(lease, error) for lease, error in outcomes if lease.server_id in current]
+                # iterated, not browsed one by one: the mailboxes are read together
+                servers = env["ir.mail_server"].browse([lease.server_id for lease, _error in outcomes])
+                notes = {}
+                token = _PENDING_NOTES.set(notes)
+                try:
+                    with cr.savepoint():
+                        for server, (_lease, error) in zip(servers, outcomes, strict=True):
+                            server._smtp_invoicing_record_verification(error)
+                        while any(notes.values()):
+                            bodies = {server_id: lines.pop(0) for server_id, lines in notes.items() if lines}
+                            servers.browse(list(bodies))._message_log_batch(bodies)
+                        env.flush_all()
+                    return
+                except Exception:
+                    env.invalidate_all()
+                finally:
+                    _PENDING_NOTES.reset(token)
+                for server, (_lease, error) in zip(servers, outcomes, strict=True):
                     try:
                         with cr.savepoint():
-                            cr.execute(
-                                "SELECT id FROM ir_mail_server WHERE id = %s AND smtp_invoicing_lease_until = %s "
-                                "FOR NO KEY UPDATE",
-                                [lease.server_id, lease.until],
-                            )
-                            if not cr.fetchone():
-                                _logger.info(
-                                    "Mail server %s: verification result dropped, its lease ended", lease.server_id
-                                )
-                                continue
-                            env["ir.mail_server"].browse(lease.server_id)._smtp_invoicing_record_verification(error)
+                            server._smtp_invoicing_record_verification(error)
                             env.flush_all()
                     except Exception:  # one mailbox must not stop the others
-                        _logger.exception("Mail server %s: the verification result could not be saved", lease.server_id)
+                        _logger.exception("Mail server %s: the verification result could not be saved", server.id)
                         env.invalidate_all()
         except Exception:  # the database itself is gone: the leases expire, the next run checks again
             _logger.exception(
@@ -351,7 +381,7 @@ class IrMailServer(models.Model):
                 minutes=minutes,
             )
             if not self.smtp_invoicing_check_warning:
-                self._message_log(body=warning)
+                self._smtp_invoicing_note(warning)
             self.write({**values, "smtp_invoicing_check_warning": warning})
         else:
             self._smtp_invoicing_set_state(
@@ -389,8 +419,17 @@ class IrMailServer(models.Model):
         self.write({"verification_state": state, "verification_message": message, **values})
         if changed:
             label = dict(self._fields["verification_state"]._description_selection(self.env))[state]
-            self._message_log(body=_("Status: %(state)s. %(message)s", state=label, message=message))
+            self._smtp_invoicing_note(_("Status: %(state)s. %(message)s", state=label, message=message))
         _logger.info("Mail server %s verification: %s", self.id, state)
+
+    def _smtp_invoicing_note(self, body):
+        """Log ``body`` in the chatter, or leave it to the batch of results being recorded."""
+        self.ensure_one()
+        pending = _PENDING_NOTES.get()
+        if pending is None:
+            self._message_log(body=body)
+        else:
+            pending.setdefault(self.id, []).append(body)
 
     def _smtp_invoicing_reason_message(self, error):
         """Translate a classified failure (``smtp.SmtpCheckError``) into words an accountant understands.
