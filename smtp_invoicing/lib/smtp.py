@@ -564,7 +564,7 @@ class _CheckPool(futures.ThreadPoolExecutor):
         with _STACK_LOCK:
             previous = threading.stack_size(CHECK_STACK_SIZE)
             try:
-                super()._adjust_thread_count()
+                return super()._adjust_thread_count()
             finally:
                 threading.stack_size(previous)
 

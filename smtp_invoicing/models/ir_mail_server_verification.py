@@ -6,6 +6,8 @@ import time
 from concurrent import futures
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import email_normalize
@@ -30,6 +32,24 @@ CHECK_BACKOFF_MINUTES = (10, 30, 60, 120, 240)
 # Chatter notes of the verification results recorded together, {server id: [bodies]}:
 # written by _smtp_invoicing_record_leases with one _message_log_batch per round.
 _PENDING_NOTES = contextvars.ContextVar("smtp_invoicing_pending_notes", default=None)
+
+
+def _locking_select(cr, query, params, attempts=3):
+    """Run a ``SELECT id ... FOR [NO KEY] UPDATE`` at the start of ``cr``'s transaction; return the ids.
+
+    Under REPEATABLE READ, a row another worker updated and committed after this
+    transaction's snapshot raises a serialization failure instead of being locked: the
+    transaction is then started again, with a snapshot where that update is visible.
+    """
+    for attempt in range(attempts):
+        try:
+            cr.execute(query, params, log_exceptions=False)
+            return [row[0] for row in cr.fetchall()]
+        except psycopg2.errors.SerializationFailure:
+            cr.rollback()
+            if attempt == attempts - 1:
+                raise
+    return []
 
 
 @dataclasses.dataclass
@@ -193,13 +213,13 @@ class IrMailServer(models.Model):
         leases = []
         with self.env.registry.cursor() as cr:
             env = self.env(cr=cr, su=True)
-            cr.execute(
+            locked = _locking_select(
+                cr,
                 """SELECT id FROM ir_mail_server
                     WHERE id IN %s AND (smtp_invoicing_lease_until IS NULL OR smtp_invoicing_lease_until < %s)
                       FOR NO KEY UPDATE SKIP LOCKED""",
                 [tuple(server_ids), now],
             )
-            locked = [row[0] for row in cr.fetchall()]
             servers = env["ir.mail_server"].browse(locked)
             # a worker that started earlier may have checked some of them since this run listed them
             servers = servers.filtered_domain(self._smtp_invoicing_verification_domain())
@@ -245,11 +265,13 @@ class IrMailServer(models.Model):
         try:
             with self.env.registry.cursor() as cr:
                 env = self.env(cr=cr, su=True)
-                cr.execute(
-                    "SELECT id FROM ir_mail_server WHERE (id, smtp_invoicing_lease_until) IN %s FOR NO KEY UPDATE",
-                    [tuple((lease.server_id, lease.until) for lease, _error in outcomes)],
+                current = set(
+                    _locking_select(
+                        cr,
+                        "SELECT id FROM ir_mail_server WHERE (id, smtp_invoicing_lease_until) IN %s FOR NO KEY UPDATE",
+                        [tuple((lease.server_id, lease.until) for lease, _error in outcomes)],
+                    )
                 )
-                current = {row[0] for row in cr.fetchall()}
                 for lease, _error in outcomes:
                     if lease.server_id not in current:
                         _logger.info("Mail server %s: verification result dropped, its lease ended", lease.server_id)
