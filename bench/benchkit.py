@@ -63,6 +63,17 @@ def boot():
     return registry
 
 
+def copy_database(template, name):
+    """``name`` becomes a fresh copy of ``template`` and its filestore (copy_template_db of bootstrap.sh)."""
+    import subprocess
+
+    subprocess.run(
+        ["bash", "-c", 'source scripts/bootstrap.sh && copy_template_db "$@"', "copy", template, name, DATA_DIR],
+        cwd=ROOT,
+        check=True,
+    )
+
+
 @contextlib.contextmanager
 def environment(registry):
     """A superuser environment on a new cursor, committed at the end."""
@@ -111,7 +122,7 @@ def mailbox_values(port, ca_pem, company, **values):
 # --------------------------------------------------------------------------- loopback servers
 
 
-def _serve(conn):
+def _serve(conn, keep_messages):
     """Child process: run loopback servers and answer the parent's requests."""
     import logging
     import socket
@@ -121,10 +132,12 @@ def _serve(conn):
     from smtp_servers import Pki, ReceivedMessage, SilentListener, SmtpServer
 
     async def handle_data(self, server, session, envelope):
-        # keep the bytes, skip the test fixture's MIME parsing: the sink must not be the bottleneck
-        received = ReceivedMessage(
-            envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content, None
-        )
+        # keep the bytes (if asked), skip the test fixture's MIME parsing: the sink must not be the bottleneck
+        received = None
+        if keep_messages:
+            received = ReceivedMessage(
+                envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content, None
+            )
         with self._owner._lock:
             self._owner.messages.append(received)
         return "250 2.0.0 OK queued"
@@ -175,12 +188,13 @@ class Fleet:
     """Loopback SMTP servers and silent listeners served by a separate process.
 
     Keeps the servers' CPU time out of the measured Odoo process (2-core machines).
+    ``keep_messages=False`` counts the messages without keeping their bytes.
     """
 
-    def __init__(self):
+    def __init__(self, keep_messages=True):
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), daemon=True)
+        self._process = context.Process(target=_serve, args=(child, keep_messages), daemon=True)
         self._process.start()
         self.ports = []
         self.ca_pem = None

@@ -137,3 +137,41 @@ class TestSendingOverhead(SmtpInvoicingCase):
             self.assertEqual(server.connections - connections, 2)
             self.assertEqual(len(server.messages) - messages, mails)
         self.assertEqual({message.mail_from for message in self.server.messages}, {MAILBOX_LOGIN})
+
+    def test_a_mail_through_an_open_mailbox_session_costs_no_more_queries_than_core(self):
+        """send_email() with a session a mailbox opened costs what core's own server costs, no read of the mailbox."""
+        counts = {}
+        with real_smtp():
+            # twice: the first round fills the registry's caches (access rules)
+            for name, server in [("mailbox", self.mailboxes[0]), ("core", self.core)] * 2:
+                session = self.env["ir.mail_server"].connect(mail_server_id=server.id)
+                try:
+                    message = self.env["ir.mail_server"].build_email(
+                        MAILBOX_LOGIN, ["customer@client.test"], f"Invoice via {name}", "<p>Attached.</p>"
+                    )
+                    counts[name] = self.queries(
+                        lambda message=message, server=server, session=session: self.env["ir.mail_server"].send_email(
+                            message, mail_server_id=server.id, smtp_session=session
+                        )
+                    )
+                finally:
+                    session.quit()
+        self.assertLessEqual(counts["mailbox"], counts["core"], counts)
+        # core's own send_email() reads the company once; the mailbox is not read again per mail
+        self.assertLessEqual(counts["mailbox"], 1, counts)
+        self.assertEqual(self.server.messages[-1].message["Subject"], "Invoice via mailbox")
+
+    def test_recording_a_delivery_on_an_invoice_skips_the_accounting_checks(self):
+        """Marking a posted invoice delivered writes its delivery fields without balance checks or line syncs."""
+        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        template = self.env.ref("account.email_template_edi_invoice")
+        invoice._smtp_invoicing_set_delivery("queued", templates=template)
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.env.cr.sql_log_count
+        invoice._smtp_invoicing_set_delivery("sent", templates=template)
+        self.env.flush_all()
+        # read the invoice, update it; the tracking of is_move_sent is written at commit
+        self.assertLessEqual(self.env.cr.sql_log_count - before, 4)
+        self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
+        self.assertTrue(invoice.is_move_sent)

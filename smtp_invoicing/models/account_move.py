@@ -202,11 +202,19 @@ class AccountMove(models.Model):
         reminder): true once one of them was accepted by the customer's server, false
         while none ever was.
         """
-        reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
-        sending = bool(templates and (templates - reminder))
+        # called for every mail the queue sends: the id is cached, where env.ref() checks it exists
+        reminder_id = self.env["ir.model.data"]._xmlid_to_res_id(
+            "smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False
+        )
+        sending = bool(templates and set(templates.ids) - {reminder_id})
         now = fields.Datetime.now()
-        groups = defaultdict(lambda: self.browse())  # changed values (as a tuple) -> moves, one write each
-        for move in self.sudo():
+        # None of these fields touches the accounting: no balance check or line synchronisation,
+        # which cost a dozen queries per write of a posted invoice (bench/send.py).
+        moves = self.sudo().with_context(
+            check_move_validity=False, skip_account_move_synchronization=True, skip_invoice_sync=True
+        )
+        groups = defaultdict(moves.browse)  # changed values (as a tuple) -> moves, one write each
+        for move in moves:
             values = {"smtp_invoicing_delivery_state": state, "smtp_invoicing_mail_failure": failure or False}
             if state == "sent":
                 values["smtp_invoicing_delivered_at"] = now
@@ -215,8 +223,8 @@ class AccountMove(models.Model):
             changed = tuple((name, value) for name, value in values.items() if move[name] != value)
             if changed:
                 groups[changed] |= move
-        for changed, moves in groups.items():
-            moves.write(dict(changed))
+        for changed, group in groups.items():
+            group.write(dict(changed))
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
         """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""

@@ -185,8 +185,14 @@ class IrMailServer(models.Model):
             "smtp_session": smtp_session,
         }
         REFUSAL.set(None)
-        mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
-        if not mailbox.smtp_invoicing_mailbox:
+        if smtp_session is not None:
+            # the queue's sessions tell whether an own mailbox opened them: no query per mail
+            own = bool(mail_server_id and getattr(smtp_session, "smtp_invoicing_mailbox", False))
+            mailbox = self.sudo().browse(mail_server_id if own else ())
+        else:
+            mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
+            own = mailbox.smtp_invoicing_mailbox
+        if not own:
             return super().send_email(message, **kwargs)
         try:
             return super().send_email(message, **kwargs)

@@ -205,7 +205,11 @@ class MailMail(models.Model):
         refusal = REFUSAL.get()
         REFUSAL.set(None)
         mails = self.sudo()
-        own = mails.filtered(lambda mail: mail.mail_server_id.smtp_invoicing_mailbox)
+        # a mail sent by an own mailbox has it as server and as allowed mailbox
+        # (_split_by_mail_configuration): ids compared, no read of the server per mail
+        own = mails.filtered(
+            lambda mail: mail.smtp_invoicing_mailbox_id and mail.smtp_invoicing_mailbox_id == mail.mail_server_id
+        )
         if not own:
             return super()._postprocess_sent_message(
                 success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
