@@ -1,6 +1,7 @@
 """Behaviour at scale: parallel verification within a time budget, sending without per-mail overhead."""
 
 import time
+from unittest.mock import patch
 
 from common import MAILBOX_LOGIN, SmtpInvoicingCase, real_smtp
 from smtp_servers import SilentListener, SmtpServer
@@ -175,3 +176,23 @@ class TestSendingOverhead(SmtpInvoicingCase):
         self.assertLessEqual(self.env.cr.sql_log_count - before, 4)
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertTrue(invoice.is_move_sent)
+
+    def test_delivery_bookkeeping_adds_no_tracking_line(self):
+        """Queued then delivered: is_move_sent follows, and the bookkeeping prepares no chatter tracking line."""
+        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        # the test classes switch tracking off; the mail queue runs with it on
+        invoice = invoice.with_context(tracking_disable=False, mail_notrack=False)
+        template = self.env.ref("account.email_template_edi_invoice")
+        prepared = []
+        track_prepare = type(invoice)._track_prepare
+
+        def recording_track_prepare(records, fields_iter):
+            prepared.append(records)
+            return track_prepare(records, fields_iter)
+
+        with patch.object(type(invoice), "_track_prepare", recording_track_prepare):
+            invoice._smtp_invoicing_set_delivery("queued", templates=template)
+            self.assertFalse(invoice.is_move_sent)
+            invoice._smtp_invoicing_set_delivery("sent", templates=template)
+            self.assertTrue(invoice.is_move_sent)
+        self.assertEqual(prepared, [])

@@ -208,10 +208,16 @@ class AccountMove(models.Model):
         )
         sending = bool(templates and set(templates.ids) - {reminder_id})
         now = fields.Datetime.now()
-        # None of these fields touches the accounting: no balance check or line synchronisation,
-        # which cost a dozen queries per write of a posted invoice (bench/send.py).
+        # Written for every mail the queue sends (bench/send.py, bench/limit.py). None of these
+        # fields touches the accounting: no balance check or line synchronisation, a dozen queries
+        # per write of a posted invoice. No tracking either: a chatter line for each flip of
+        # is_move_sent cost more than the rest of the bookkeeping; the chatter already shows the
+        # mail, and the Email Delivery field where it stands.
         moves = self.sudo().with_context(
-            check_move_validity=False, skip_account_move_synchronization=True, skip_invoice_sync=True
+            check_move_validity=False,
+            skip_account_move_synchronization=True,
+            skip_invoice_sync=True,
+            tracking_disable=True,
         )
         groups = defaultdict(moves.browse)  # changed values (as a tuple) -> moves, one write each
         for move in moves:
