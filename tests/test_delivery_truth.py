@@ -81,14 +81,15 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         """A drop after the content but before the 250: kept, readable reason, queue woken for the retry."""
         self.server.drop_after_data = 1
         invoice = self.invoice()
-        with mute_logger(MAIL_LOGGER):
+        start = fields.Datetime.now()
+        with mute_logger(MAIL_LOGGER), freeze_time(start):
             self.send_and_print(invoice)
         mail = self.document_mails(invoice)
         self.assertEqual(mail.state, "outgoing")
         self.assertEqual(mail.smtp_invoicing_retry_count, 1)
         self.assertIn("broke before it accepted this mail", mail.failure_reason)
         self.assertNotIn("Error without exception", mail.failure_reason)
-        self.assertEqual(mail.scheduled_date, fields.Datetime.now() + timedelta(minutes=5))
+        self.assertEqual(mail.scheduled_date, start + timedelta(minutes=5))
         self.assertIn(mail.scheduled_date, self.queue_triggers().mapped("call_at"))
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "queued")
         self.assertFalse(invoice.is_move_sent)
@@ -108,11 +109,11 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         """451 on every attempt: retried after 5, 15, 60 minutes..., each time with a queue trigger, then Failed."""
         self.server.data_reply = (451, "4.3.0 Try again later")
         invoice = self.invoice()
-        with mute_logger(MAIL_LOGGER):
+        now = fields.Datetime.now()
+        with mute_logger(MAIL_LOGGER), freeze_time(now):
             self.send_and_print(invoice)
         mail = self.document_mails(invoice)
         delays = []
-        now = fields.Datetime.now()
         while mail.state == "outgoing":
             delay = mail.scheduled_date - now
             delays.append(int(delay.total_seconds() // 60))
