@@ -5,6 +5,7 @@ from datetime import datetime, time, timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
+from odoo.tools import SQL
 
 from .mail_mail import RETRY_MINUTES
 
@@ -232,12 +233,69 @@ class AccountMove(models.Model):
         for changed, group in groups.items():
             group.write(dict(changed))
 
+    def _smtp_invoicing_mark_delivered(self, template, mail_id):
+        """The customer's server accepted the mail ``mail_id``: Delivered, and ``is_move_sent`` for a
+        sending template. Return whether older undelivered copies of the same email remain.
+
+        The mail queue calls this for every mail it delivers, so it costs one statement: the
+        update and the look for older copies together (bench/send.py: one query per mail over
+        Odoo without the module). The ORM's bookkeeping is kept: pending values of these fields
+        are flushed first, the cache is invalidated and the fields that depend on them are
+        marked as modified, as ``write()`` does. Nothing here touches the accounting, and no
+        tracking line is written (the chatter already shows the mail).
+        """
+        self.ensure_one()
+        reminder_id = self.env["ir.model.data"]._xmlid_to_res_id(
+            "smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False
+        )
+        sending = template.id != reminder_id
+        fnames = ["smtp_invoicing_delivery_state", "smtp_invoicing_mail_failure", "smtp_invoicing_delivered_at"]
+        if sending:
+            fnames.append("is_move_sent")
+        self.flush_recordset(fnames)
+        self.modified(fnames, before=True)
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE account_move
+                   SET smtp_invoicing_delivery_state = 'sent',
+                       smtp_invoicing_mail_failure = NULL,
+                       smtp_invoicing_delivered_at = %(now)s,
+                       is_move_sent = is_move_sent OR %(sending)s,
+                       write_uid = %(uid)s,
+                       write_date = %(write_date)s
+                 WHERE id = %(move)s
+             RETURNING EXISTS (
+                        SELECT 1
+                          FROM mail_mail older
+                          JOIN mail_message message ON message.id = older.mail_message_id
+                         WHERE message.model = 'account.move'
+                           AND message.res_id = %(move)s
+                           AND older.smtp_invoicing_template_id = %(template)s
+                           AND older.state IN ('exception', 'outgoing')
+                           AND older.id < %(mail)s
+                       )
+                """,
+                now=fields.Datetime.now(),
+                sending=sending,
+                uid=self.env.uid,
+                write_date=self.env.cr.now(),
+                move=self.id,
+                template=template.id,
+                mail=mail_id,
+            )
+        )
+        row = self.env.cr.fetchone()
+        self.invalidate_recordset([*fnames, "write_uid", "write_date"])
+        self.modified(fnames)
+        return bool(row and row[0])
+
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
         """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""
         self.ensure_one()
         if outcome == "sent":
-            self._smtp_invoicing_set_delivery("sent", templates=template)
-            self._smtp_invoicing_cancel_older_copies(template, mail_id)
+            if self._smtp_invoicing_mark_delivered(template, mail_id):
+                self._smtp_invoicing_cancel_older_copies(template, mail_id)
         elif outcome == "retry":
             self._smtp_invoicing_set_delivery(
                 "queued",
