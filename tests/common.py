@@ -4,8 +4,10 @@ import contextlib
 from unittest.mock import patch
 
 import odoo
+from odoo.tests.common import new_test_user
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
+from odoo.addons.base.tests.common import BaseCommon
 from odoo.addons.mail.tests.common import mail_new_test_user
 
 from smtp_servers import Pki, SmtpServer
@@ -31,8 +33,8 @@ def closed_udp_nameserver():
     return "127.0.0.1:9"
 
 
-class SmtpInvoicingCase(AccountTestInvoicingCommon):
-    """An accounting company with a licensed mailbox user and a STARTTLS loopback server.
+class MailboxFixture:
+    """A licensed mailbox user and a STARTTLS loopback server, in Odoo's registry test mode.
 
     The verification and the mail queue open cursors of their own and commit, exactly
     as in production; in Odoo's registry test mode those cursors share this test's
@@ -40,8 +42,7 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
     """
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def setup_mailbox_fixture(cls, company):
         if cls.registry.test_cr is None:  # an HttpCase has entered it already
             cls.registry.enter_test_mode(cls.cr)
             cls.addClassCleanup(cls.registry.leave_test_mode)
@@ -52,7 +53,7 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
         cls.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
         cls.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.verify_timeout", "3")
         cls.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.verify_deadline", "6")
-        cls.company = cls.company_data["company"]
+        cls.company = company
         cls.mailbox_user = mail_new_test_user(
             cls.env,
             login=MAILBOX_LOGIN,
@@ -91,14 +92,6 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
         vals.update(values)
         return cls.env["ir.mail_server"].create(vals)
 
-    def invoice_mailbox(self):
-        """A fresh loopback server and a verified mailbox on it that the invoice template sends from."""
-        self.server = self.start_server()
-        self.mailbox = self.verify(self.create_mailbox(self.server))
-        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
-        self.env.ref("account.email_template_edi_invoice").mail_server_id = self.mailbox
-        return self.mailbox
-
     def verify(self, mailbox):
         """Request verification and run the scheduled action, as the cron worker would."""
         mailbox.action_verify()
@@ -110,6 +103,63 @@ class SmtpInvoicingCase(AccountTestInvoicingCommon):
         self.env.flush_all()
         self.env["ir.mail_server"]._cron_verify_mail_servers()
         self.env.invalidate_all()
+
+
+class MailboxCase(MailboxFixture, BaseCommon):
+    """Mailboxes without an accounting: the user and company of ``SmtpInvoicingCase``
+    (an accounting manager in a company of its own), without the chart of accounts,
+    taxes, products and partners that only invoices need."""
+
+    @classmethod
+    def setup_independent_company(cls, **kwargs):
+        return cls._create_company(name="company_1_data", **kwargs)
+
+    @classmethod
+    def setup_independent_user(cls):
+        # the groups of AccountTestInvoicingCommon's user (ProductCommon adds Settings)
+        groups = (
+            cls.get_default_groups()
+            | cls.env.ref("base.group_system")
+            | cls.env.ref("account.group_account_manager")
+            | cls.env.ref("account.group_account_user")
+        )
+        return new_test_user(
+            cls.env,
+            name="Because I am accountman!",
+            login="accountman",
+            password="accountman",
+            email="accountman@test.com",
+            groups_id=groups.ids,
+            company_id=cls.env.company.id,
+        )
+
+    @classmethod
+    def setup_other_company(cls, **kwargs):
+        """A second company, as AccountTestInvoicingCommon's (without its accounting data)."""
+        return {"company": cls._create_company(**{"name": "company_2"} | kwargs)}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_mailbox_fixture(cls.env.company)
+
+
+class SmtpInvoicingCase(MailboxFixture, AccountTestInvoicingCommon):
+    """An accounting company (chart of accounts, partners, products) with a licensed mailbox
+    user and a STARTTLS loopback server: for tests that send invoices."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_mailbox_fixture(cls.company_data["company"])
+
+    def invoice_mailbox(self):
+        """A fresh loopback server and a verified mailbox on it that the invoice template sends from."""
+        self.server = self.start_server()
+        self.mailbox = self.verify(self.create_mailbox(self.server))
+        self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
+        self.env.ref("account.email_template_edi_invoice").mail_server_id = self.mailbox
+        return self.mailbox
 
     def send_and_print(self, invoice, user=None, **context):
         """Send & Print by email, as a user does from the invoice; mails really leave."""

@@ -3,13 +3,13 @@
 from odoo.exceptions import ValidationError
 from odoo.tools import mute_logger
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 from smtp_servers import SmtpServer, StripStarttlsProxy
 
 INJECTED = ("bcc", "x-injected", "cc")
 
 
-class TestAttacks(SmtpInvoicingCase):
+class TestAttacks(MailboxCase):
     def setUp(self):
         super().setUp()
         self.server = self.start_server()  # one per test: assertions read everything it received

@@ -6,10 +6,10 @@ from odoo.exceptions import UserError
 
 from odoo.addons.smtp_invoicing.models.ir_mail_server_conversion import sender_of
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 
 
-class TestConversion(SmtpInvoicingCase):
+class TestConversion(MailboxCase):
     def setUp(self):
         super().setUp()
         self.loopback = self.start_server()

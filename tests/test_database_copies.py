@@ -2,10 +2,10 @@
 
 from odoo.modules.neutralize import neutralize_database
 
-from common import MAILBOX_LOGIN, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, MailboxCase, real_smtp
 
 
-class TestDatabaseCopies(SmtpInvoicingCase):
+class TestDatabaseCopies(MailboxCase):
     def test_neutralized_copy_never_sends_from_the_mailbox(self):
         """Neutralizing archives own mailboxes, forgets their passwords and switches the feature off."""
         mailbox = self.verify(self.create_mailbox())

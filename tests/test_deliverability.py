@@ -8,7 +8,7 @@ from odoo.tests import Form
 
 from odoo.addons.smtp_invoicing.lib import deliverability
 
-from common import SmtpInvoicingCase
+from common import MailboxCase
 from dns_server import DnsServer
 
 GMAIL_SPF = "v=spf1 include:_spf.google.com ~all"
@@ -128,7 +128,7 @@ def test_parse_nameservers():
         deliverability.parse_nameservers("dns.example.com")
 
 
-class TestDeliverabilityField(SmtpInvoicingCase):
+class TestDeliverabilityField(MailboxCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

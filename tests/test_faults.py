@@ -7,13 +7,13 @@ from freezegun import freeze_time
 from odoo import fields
 from odoo.tools import mute_logger
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 from smtp_servers import DripServer, SmtpServer, closed_port
 
 MAIL_LOGGER = "odoo.addons.mail.models.mail_mail"
 
 
-class TestFaults(SmtpInvoicingCase):
+class TestFaults(MailboxCase):
     def hostile(self, **options):
         return self.start_server(**options)
 

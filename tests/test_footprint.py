@@ -2,10 +2,10 @@
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
-from common import MAILBOX_LOGIN, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, MailboxCase
 
 
-class TestFootprint(SmtpInvoicingCase):
+class TestFootprint(MailboxCase):
     def test_core_servers_stay_visible_to_administrators_of_every_company(self):
         """A core server gets no company and stays visible to a Settings administrator of another company."""
         platform = self.env["ir.mail_server"].create({"name": "Platform relay", "smtp_host": "127.0.0.1"})

@@ -7,12 +7,12 @@ from lxml import etree
 from odoo import fields
 from odoo.tests import Form
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, SmtpInvoicingCase
 
 MAILBOX_FORM = "smtp_invoicing.ir_mail_server_view_form_smtp_invoicing"
 
 
-class TestMailboxForm(SmtpInvoicingCase):
+class TestMailboxForm(MailboxCase):
     def mailbox_form(self, record=None):
         action = self.env.ref("smtp_invoicing.action_smtp_invoicing_mail_servers")
         model = self.env["ir.mail_server"].with_context(eval(action.context))

@@ -9,7 +9,7 @@ import polib
 from odoo.tests import TransactionCase
 from odoo.tools.translate import trans_export
 
-from common import SmtpInvoicingCase
+from common import MailboxCase
 
 I18N = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "smtp_invoicing", "i18n")
 LANGUAGES = ("fr", "de", "es")
@@ -53,7 +53,7 @@ class TestTranslations(TransactionCase):
                     )
 
 
-class TestFrenchInterface(SmtpInvoicingCase):
+class TestFrenchInterface(MailboxCase):
     def test_verification_messages_are_in_french(self):
         """A French-speaking administrator reads the verification outcome in French."""
         self.env["res.lang"]._activate_lang("fr_FR")

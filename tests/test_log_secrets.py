@@ -5,11 +5,11 @@ import contextlib
 import io
 import logging
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 from conftest import SECRET_LOG, secret_leaks
 
 
-class TestLogSecrets(SmtpInvoicingCase):
+class TestLogSecrets(MailboxCase):
     def test_detector_finds_clear_and_base64_passwords(self):
         """The session-wide log check recognises a password in clear, in base64 and inside AUTH PLAIN."""
         plain = base64.b64encode(b"\0" + MAILBOX_LOGIN.encode() + b"\0" + PASSWORD.encode()).decode()

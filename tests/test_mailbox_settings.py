@@ -9,10 +9,10 @@ from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 
 
-class TestMailboxSettings(SmtpInvoicingCase):
+class TestMailboxSettings(MailboxCase):
     def test_gmail_preset_fills_host_port_protocol(self):
         """Choosing the Gmail preset fills smtp.gmail.com, 587 and STARTTLS."""
         action = self.env.ref("smtp_invoicing.action_smtp_invoicing_mail_servers")
@@ -176,7 +176,7 @@ class TestMailboxSettings(SmtpInvoicingCase):
         self.assertEqual(self.env.cr.fetchone(), ("legacy-secret", None))
 
 
-class TestMailboxAccess(SmtpInvoicingCase):
+class TestMailboxAccess(MailboxCase):
     def test_invoicing_user_cannot_read_settings_or_secrets(self):
         """An invoicing user can neither read, search, write nor create SMTP settings."""
         mailbox = self.create_mailbox()

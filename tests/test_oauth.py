@@ -13,7 +13,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.modules.neutralize import neutralize_database
 from odoo.tests import HttpCase
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, SmtpInvoicingCase
 from oauth_server import OAuthServer
 from oauth_smtp import XOAuth2ImapServer, XOAuth2SmtpServer
 from smtp_servers import KNOWN_SECRETS, SmtpServer
@@ -23,7 +23,7 @@ INTRUDER = "intruder@invoicing.test"
 KNOWN_SECRETS.add(USER_PASSWORD)
 
 
-class OAuthCase(SmtpInvoicingCase, HttpCase):
+class OAuthMixin:
     """Both providers on loopback, an XOAUTH2 SMTP server for each, and a mailbox owner who can log in."""
 
     @classmethod
@@ -101,7 +101,15 @@ class OAuthCase(SmtpInvoicingCase, HttpCase):
         server.smtp_invoicing_next_check_at = fields.Datetime.now() - timedelta(seconds=1)
 
 
-class TestOAuthMailboxes(OAuthCase):
+class OAuthCase(OAuthMixin, MailboxCase, HttpCase):
+    """OAuth mailboxes, without an accounting."""
+
+
+class OAuthInvoiceCase(OAuthMixin, SmtpInvoicingCase, HttpCase):
+    """OAuth mailboxes that send invoices."""
+
+
+class TestOAuthMailboxes(OAuthInvoiceCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -3,11 +3,11 @@
 import time
 from unittest.mock import patch
 
-from common import MAILBOX_LOGIN, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, MailboxCase, SmtpInvoicingCase, real_smtp
 from smtp_servers import SilentListener, SmtpServer
 
 
-class TestParallelVerification(SmtpInvoicingCase):
+class TestParallelVerification(MailboxCase):
     def set_params(self, **values):
         params = self.env["ir.config_parameter"].sudo()
         for name, value in values.items():

@@ -10,7 +10,7 @@ from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 
 MODEL_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server"
 
@@ -19,7 +19,7 @@ def key_env(*keys):
     return patch.dict(os.environ, {"SMTP_INVOICING_KEY": ",".join(keys)})
 
 
-class TestSecretsLifecycle(SmtpInvoicingCase):
+class TestSecretsLifecycle(MailboxCase):
     def token(self, server):
         self.env.flush_all()
         self.env.cr.execute("SELECT smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [server.id])

@@ -10,14 +10,14 @@ from odoo.tools import mute_logger
 
 from odoo.addons.smtp_invoicing.lib import smtp
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 from smtp_servers import SmtpServer, closed_port
 
 MAIL_LOGGER = "odoo.addons.mail.models.mail_mail"
 VERIFICATION_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server_verification"
 
 
-class TestSelfHealing(SmtpInvoicingCase):
+class TestSelfHealing(MailboxCase):
     def setUp(self):
         super().setUp()
         self.cron = self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")

@@ -6,11 +6,11 @@ from freezegun import freeze_time
 
 from odoo import fields
 
-from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 from smtp_servers import DripServer, SilentListener, SmtpServer, closed_port
 
 
-class TestVerification(SmtpInvoicingCase):
+class TestVerification(MailboxCase):
     def assertFailed(self, mailbox, text):
         self.assertEqual(mailbox.verification_state, "failed", mailbox.verification_message)
         self.assertIn(text, mailbox.verification_message)
