@@ -101,8 +101,9 @@ class TestMultiCompany(SmtpInvoicingCase):
                 self.assertEqual(len([s for s in subjects if f"(Ref {move.name})" in s]), 1, move.name)
         self.assertTrue(all(moves.mapped("is_move_sent")))
 
-    def test_a_few_hundred_invoices_in_the_background(self):
-        """200 invoices and credit notes of two companies, sent in the background: each once, through its mailbox."""
+    def test_many_invoices_over_several_background_batches(self):
+        """60 invoices and credit notes of two companies, sent in the background over four batches of
+        the scheduled action: each once, through its company's mailbox."""
         self.credit_note_template.mail_server_id = self.mailbox_1
         self.env["smtp_invoicing.template.mailbox"].create(
             {
@@ -124,16 +125,16 @@ class TestMultiCompany(SmtpInvoicingCase):
                         (0, 0, {"name": f"Line {n}", "quantity": 1, "price_unit": 10.0 + n, "tax_ids": [(6, 0, [])]})
                     ],
                 }
-                for n in range(100)
+                for n in range(30)
                 for company in (self.company, self.company_2)
             ]
         )
         moves.action_post()
-        self.send_in_background(moves, job_count=50)
+        self.send_in_background(moves, job_count=16)
         for company, server in ((self.company, self.server_1), (self.company_2, self.server_2)):
             names = {move.name for move in moves if move.company_id == company}
             received = [message.message["Subject"].rsplit("(Ref ", 1)[-1].rstrip(")") for message in server.messages]
-            self.assertEqual(len(received), 100)
+            self.assertEqual(len(received), 30)
             self.assertEqual(set(received), names)
         self.assertTrue(all(moves.mapped("is_move_sent")))
 
