@@ -177,6 +177,68 @@ class TestSendingOverhead(SmtpInvoicingCase):
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertTrue(invoice.is_move_sent)
 
+    def test_a_delivered_invoice_mail_costs_one_query(self):
+        """The queue's bookkeeping of a delivered invoice mail is one query: the invoice is Delivered and
+        sent, and it tells whether older undelivered copies of the same email are still waiting."""
+        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        template = self.env.ref("account.email_template_edi_invoice")
+        invoice._smtp_invoicing_set_delivery("queued", templates=template)
+        self.assertFalse(invoice.is_move_sent)
+        copies = self.env["mail.mail"].create(
+            [
+                {
+                    "model": "account.move",
+                    "res_id": invoice.id,
+                    "subject": subject,
+                    "email_to": "customer@client.test",
+                    "smtp_invoicing_template_id": template.id,
+                }
+                for subject in ("older copy", "delivered copy")
+            ]
+        )
+        older, delivered = copies
+        self.env.flush_all()
+        self.env.invalidate_all()
+        before = self.env.cr.sql_log_count
+        remaining = invoice._smtp_invoicing_mark_delivered(template, delivered.id)
+        self.assertEqual(self.env.cr.sql_log_count - before, 1)
+        self.assertTrue(remaining, "the older copy is still outgoing")
+        self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
+        self.assertTrue(invoice.is_move_sent)
+        self.assertTrue(invoice.smtp_invoicing_delivered_at)
+        self.assertFalse(invoice.smtp_invoicing_mail_failure)
+        older.state = "sent"
+        self.assertFalse(invoice._smtp_invoicing_mark_delivered(template, delivered.id), "no undelivered copy left")
+
+    def test_bookkeeping_flip_stays_out_of_tracking_another_write_prepared(self):
+        """Send & Print writes is_move_sent again on an invoice whose PDF exists, which prepares its
+        tracking: the bookkeeping's flip to not sent still adds no tracking line at commit, while a
+        tracked field changed by the same transaction is tracked as usual."""
+        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoice = invoice.with_context(tracking_disable=False, mail_notrack=False)
+        template = self.env.ref("account.email_template_edi_invoice")
+        invoice.is_move_sent = True  # the PDF was generated earlier
+        self.env.flush_all()
+        invoice._track_finalize()
+
+        def tracked(field):
+            return self.env["mail.tracking.value"].search_count(
+                [
+                    ("mail_message_id.model", "=", "account.move"),
+                    ("mail_message_id.res_id", "=", invoice.id),
+                    ("field_id.name", "=", field),
+                ]
+            )
+
+        before = tracked("is_move_sent")
+        invoice.write({"is_move_sent": True, "invoice_user_id": self.mailbox_user.id})  # core's Send & Print
+        invoice._smtp_invoicing_set_delivery("queued", templates=template)
+        self.assertFalse(invoice.is_move_sent)
+        self.env.flush_all()
+        invoice._track_finalize()  # what the commit does
+        self.assertEqual(tracked("is_move_sent"), before)
+        self.assertEqual(tracked("invoice_user_id"), 1)
+
     def test_delivery_bookkeeping_adds_no_tracking_line(self):
         """Queued then delivered: is_move_sent follows, and the bookkeeping prepares no chatter tracking line."""
         invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)

@@ -232,6 +232,26 @@ class AccountMove(models.Model):
                 groups[changed] |= move
         for changed, group in groups.items():
             group.write(dict(changed))
+        if sending:
+            moves._smtp_invoicing_keep_out_of_tracking()
+
+    def _smtp_invoicing_keep_out_of_tracking(self):
+        """The bookkeeping's flips of ``is_move_sent`` never become a tracking line.
+
+        Its own writes prepare no tracking (``tracking_disable``), but another write of the
+        same transaction may have prepared the tracking of these invoices (core's Send & Print
+        does): at commit, ``_track_finalize`` would compare ``is_move_sent`` with the value it
+        had then and post "Sent: yes → no" for every invoice queued (bench/send.py: a message
+        and a tracking value per invoice). The prepared initial value is brought up to date,
+        the other fields' tracking is left as it was.
+        """
+        initial_values = self.env.cr.precommit.data.get(f"mail.tracking.{self._name}")
+        if not initial_values:
+            return
+        for move in self:
+            values = initial_values.get(move.id)
+            if values and "is_move_sent" in values:
+                values["is_move_sent"] = move.is_move_sent
 
     def _smtp_invoicing_mark_delivered(self, template, mail_id):
         """The customer's server accepted the mail ``mail_id``: Delivered, and ``is_move_sent`` for a
@@ -253,6 +273,9 @@ class AccountMove(models.Model):
         if sending:
             fnames.append("is_move_sent")
         self.flush_recordset(fnames)
+        # what the look for older copies reads, as search() would flush it
+        self.env["mail.mail"].flush_model(["mail_message_id", "smtp_invoicing_template_id", "state"])
+        self.env["mail.message"].flush_model(["model", "res_id"])
         self.modified(fnames, before=True)
         self.env.cr.execute(
             SQL(
@@ -288,6 +311,8 @@ class AccountMove(models.Model):
         row = self.env.cr.fetchone()
         self.invalidate_recordset([*fnames, "write_uid", "write_date"])
         self.modified(fnames)
+        if sending:
+            self._smtp_invoicing_keep_out_of_tracking()
         return bool(row and row[0])
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
