@@ -102,15 +102,23 @@ class TestVerification(MailboxCase):
         self.assertFailed(mailbox, "refused the connection")
 
     def test_silent_listener_ends_within_the_timeout(self):
-        """A listener that accepts TCP and never answers fails as a timeout, within the configured time."""
+        """A listener that accepts TCP and never answers, and one that answers a byte at a time, fail
+        as timeouts within the configured time: the silent one after the timeout, the dripping one at
+        the deadline, both in the same run of the scheduled action."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("smtp_invoicing.verify_timeout", "2")
+        params.set_param("smtp_invoicing.verify_deadline", "3")
         with SilentListener() as listener, DripServer() as drip:
+            silent = self.create_mailbox(smtp_port=listener.port)
+            dripping = self.create_mailbox(smtp_port=drip.port)
+            (silent | dripping).action_verify()
             start = time.monotonic()
-            silent = self.verify(self.create_mailbox(smtp_port=listener.port))
-            dripping = self.verify(self.create_mailbox(smtp_port=drip.port))
+            self.run_verification_cron()
             elapsed = time.monotonic() - start
         self.assertFailed(silent, "did not answer in time")
         self.assertFailed(dripping, "did not answer in time")
-        self.assertLess(elapsed, 3 + 6 + 3)
+        self.assertGreaterEqual(elapsed, 3, "the drip server kept the check busy until the deadline")
+        self.assertLess(elapsed, 3 + 2)
 
     def test_unknown_host_name(self):
         """An unresolvable host name fails with a DNS message."""
