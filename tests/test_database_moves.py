@@ -53,8 +53,8 @@ def moved():
         from_template(INSTALLED_TEMPLATE, ORIGINAL, data_dir)
         values = f"LOGIN, PASSWORD, HOST, PORT = {LOGIN!r}, {PASSWORD!r}, {server.host!r}, {server.port}\n"
         values += f"CA = {pki.ca_pem!r}\n"
-        shell(ORIGINAL, data_dir, values + CREATE)
-        original = shell(ORIGINAL, data_dir, VERIFY)
+        # one odoo-bin run: the mailbox committed, then verified as the scheduled action does
+        original = shell(ORIGINAL, data_dir, values + CREATE + "env.cr.commit()\n" + VERIFY)
         subprocess.run(
             ["createdb", "-h", "127.0.0.1", "-U", PGUSER, "-T", ORIGINAL, RESTORED], check=True, capture_output=True
         )
