@@ -12,6 +12,7 @@ from . import res_company
 from . import res_partner
 from . import res_config_settings
 from . import account_move
+from . import account_move_delivery
 from . import account_move_send
 from . import account_move_send_wizard
 from . import smtp_invoicing_test_email
