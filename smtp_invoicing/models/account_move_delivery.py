@@ -35,6 +35,14 @@ class AccountMove(models.Model):
         help="Why the last email of this document was not delivered (yet); empty once it is delivered.",
     )
 
+    def _smtp_invoicing_is_sending(self, templates):
+        """True when ``templates`` send the document itself (any template but the payment reminder)."""
+        # called for every mail the queue sends: the id is cached, where env.ref() checks it exists
+        reminder_id = self.env["ir.model.data"]._xmlid_to_res_id(
+            "smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False
+        )
+        return bool(templates and set(templates.ids) - {reminder_id})
+
     def _smtp_invoicing_set_delivery(self, state, failure=False, templates=None):
         """Record where the document's last own-mailbox email stands.
 
@@ -42,17 +50,14 @@ class AccountMove(models.Model):
         reminder): true once one of them was accepted by the customer's server, false
         while none ever was.
         """
-        # called for every mail the queue sends: the id is cached, where env.ref() checks it exists
-        reminder_id = self.env["ir.model.data"]._xmlid_to_res_id(
-            "smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False
-        )
-        sending = bool(templates and set(templates.ids) - {reminder_id})
+        sending = self._smtp_invoicing_is_sending(templates)
         now = fields.Datetime.now()
-        # Written for every mail the queue sends (bench/send.py, bench/limit.py). None of these
-        # fields touches the accounting: no balance check or line synchronisation, a dozen queries
-        # per write of a posted invoice. No tracking either: a chatter line for each flip of
-        # is_move_sent cost more than the rest of the bookkeeping; the chatter already shows the
-        # mail, and the Email Delivery field where it stands.
+        # Written for every invoice Send & Print queues and every mail retried or failed
+        # (bench/send.py, bench/limit.py). None of these fields touches the accounting: no
+        # balance check or line synchronisation, a dozen queries per write of a posted invoice.
+        # No tracking either: a chatter line for each flip of is_move_sent cost more than the
+        # rest of the bookkeeping; the chatter already shows the mail, and the Email Delivery
+        # field where it stands.
         moves = self.sudo().with_context(
             check_move_validity=False,
             skip_account_move_synchronization=True,
@@ -104,10 +109,7 @@ class AccountMove(models.Model):
         tracking line is written (the chatter already shows the mail).
         """
         self.ensure_one()
-        reminder_id = self.env["ir.model.data"]._xmlid_to_res_id(
-            "smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False
-        )
-        sending = template.id != reminder_id
+        sending = self._smtp_invoicing_is_sending(template)
         fnames = ["smtp_invoicing_delivery_state", "smtp_invoicing_mail_failure", "smtp_invoicing_delivered_at"]
         if sending:
             fnames.append("is_move_sent")
