@@ -119,10 +119,12 @@ ensure_mail_stack_packages() {
 
 # What a cached database depends on, as a short hash: the Odoo source tree (paths, sizes
 # and dates: release.py names no nightly build), the install command and, for a database
-# with smtp_invoicing, the content of the addon. Usage: _template_key MODULES [FROM_KEY]
+# with smtp_invoicing, the content of the addon, and the script that finished it, if any.
+# Usage: _template_key MODULES [FROM_KEY [SCRIPT]]
 _template_key() {
     {
         printf '%s\n' "$1" "${2:-}" "--without-demo=all"
+        [ -z "${3:-}" ] || sha256sum <"$3"
         (cd "$ODOO_SRC" && find . -name __pycache__ -prune -o -type f ! -name '*.pyc' -printf '%P %s %T@\n' \
             | LC_ALL=C sort)
         case ",$1," in
@@ -147,16 +149,18 @@ copy_template_db() {
     fi
 }
 
-# ensure_template_db NAME DATA_DIR [MODULES [FROM]]
+# ensure_template_db NAME DATA_DIR [MODULES [FROM [SCRIPT]]]
 # Make NAME a database with MODULES (default smtp_invoicing) installed without demo data,
-# its filestore in DATA_DIR, built on a copy of the template FROM (ensured first) when given.
+# its filestore in DATA_DIR, built on a copy of the template FROM (ensured first) when given,
+# then finished by the Python SCRIPT in `odoo-bin shell` when given (it prints TEMPLATE SCRIPT
+# DONE when it succeeded).
 # DATA_DIR/NAME.stamp holds the key of what NAME was built from and a build id, and so does
 # the database's comment: when both match the key, nothing is done or printed; otherwise NAME
 # is rebuilt (a build elsewhere changes the comment, so a filestore never outlives its
 # database). Callers derive NAME from their own database name: suites run side by side with
 # different databases never share a template.
 ensure_template_db() {
-    local name="$1" data_dir="$2" modules="${3:-smtp_invoicing}" from="${4:-}" from_key="" key
+    local name="$1" data_dir="$2" modules="${3:-smtp_invoicing}" from="${4:-}" script="${5:-}" from_key="" key
     mkdir -p "$data_dir"
     if [ -n "$from" ]; then
         from_key="$(cat "$data_dir/$from.stamp" 2>/dev/null)" || {
@@ -164,7 +168,7 @@ ensure_template_db() {
             return 1
         }
     fi
-    key="$(_template_key "$modules" "$from_key")"
+    key="$(_template_key "$modules" "$from_key" "$script")"
     local stamp
     stamp="$(cat "$data_dir/$name.stamp" 2>/dev/null)" || true
     if [ "${stamp%% *}" = "$key" ] && [ "$(psql -h 127.0.0.1 -U root -d postgres -tAc \
@@ -193,6 +197,18 @@ ensure_template_db() {
         log "installation of $modules in $name failed"
         return 1
     fi
+    if [ -n "$script" ]; then
+        local output
+        output="$("$VENV/bin/python" "$ODOO_SRC/odoo-bin" shell --no-http \
+            --addons-path "$ODOO_SRC/odoo/addons,$ROOT" \
+            --db_host 127.0.0.1 --db_user root --data-dir "$data_dir" \
+            -d "$name" --log-level=warn --max-cron-threads=0 <"$script" 2>&1)" || true
+        if ! grep -q "^TEMPLATE SCRIPT DONE" <<<"$output"; then
+            printf '%s\n' "$output" | tail -20 >&2
+            log "$script failed on $name"
+            return 1
+        fi
+    fi
     stamp="$key $(date +%s%N)-$$"
     psql -h 127.0.0.1 -U root -d postgres -qc "comment on database \"$name\" is '$stamp'"
     echo "$stamp" >"$data_dir/$name.stamp"
@@ -201,6 +217,8 @@ ensure_template_db() {
 # What smtp_invoicing depends on: the database the upgrade test installs the module on, and
 # the layer under the module's own template (an addon change reinstalls the module only).
 BASE_MODULES="base,mail,account"
+# What finishes the test template (scripts/test.sh, tests/odoo_runs.py).
+TEST_TEMPLATE_SCRIPT="$ROOT/scripts/test_template.py"
 
 bootstrap() {
     ensure_odoo

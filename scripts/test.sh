@@ -17,7 +17,7 @@ export SMTP_INVOICING_TEST_DB="$DB" SMTP_INVOICING_TEST_DATA_DIR="$DATA_DIR" ODO
 if [ "${SMTP_INVOICING_REUSE_DB:-0}" != 1 ]; then
     # installed once per addon and Odoo version (ensure_template_db), then copied in seconds
     ensure_template_db "${DB}_template_base" "$DATA_DIR" "$BASE_MODULES"
-    ensure_template_db "${DB}_template" "$DATA_DIR" smtp_invoicing "${DB}_template_base"
+    ensure_template_db "${DB}_template" "$DATA_DIR" smtp_invoicing "${DB}_template_base" "$TEST_TEMPLATE_SCRIPT"
     log "creating database $DB as a copy of ${DB}_template"
     copy_template_db "${DB}_template" "$DB" "$DATA_DIR"
 fi

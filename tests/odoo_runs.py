@@ -69,7 +69,7 @@ def from_template(template, db, data_dir):
     template_data_dir = odoo.tools.config["data_dir"]  # where scripts/test.sh keeps the templates
     ensure = 'ensure_template_db "$2" "$3" "$BASE_MODULES"'
     if template == INSTALLED_TEMPLATE:
-        ensure = f'{ensure} && ensure_template_db "$6" "$3" smtp_invoicing "$2"'
+        ensure = f'{ensure} && ensure_template_db "$6" "$3" smtp_invoicing "$2" "$TEST_TEMPLATE_SCRIPT"'
         base = BASE_TEMPLATE
     else:
         base = template
