@@ -1,7 +1,9 @@
 """Boot Odoo once for the whole pytest session, on a database with the module installed.
 
 Odoo's test classes (TransactionCase, HttpCase) then run as ordinary pytest
-items. The database is prepared by scripts/test.sh (``SMTP_INVOICING_TEST_DB``).
+items. The database is prepared by scripts/test.sh (``SMTP_INVOICING_TEST_DB``); under
+pytest-xdist each worker boots its own Odoo on its own copy, ``<database>_<worker id>``, and
+the controller boots none.
 Skipped tests count as failures: a test that does not run proves nothing; a test
 that outlives its timeout (pytest.ini) stops the run with a failure.
 """
@@ -27,7 +29,11 @@ for path in (ODOO_SRC, TESTS):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-DB_NAME = os.environ.get("SMTP_INVOICING_TEST_DB", "smtp_invoicing_test")
+# The run's name: its templates and scratch databases are named after it (odoo_runs.py).
+RUN_DB = os.environ.get("SMTP_INVOICING_TEST_DB", "smtp_invoicing_test")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist
+# The database this process tests, and the prefix of the scratch databases its tests make.
+DB_NAME = f"{RUN_DB}_{WORKER}" if WORKER else RUN_DB
 
 # Loggers that see SMTP sessions and passwords: captured down to DEBUG for the
 # whole session and searched for secrets, while the console keeps its level.
@@ -116,8 +122,15 @@ def _free_port():
 PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults", "test_mail_stack", "test_bounce_lib", "test_oauth_lib")
 
 
+def _is_xdist_controller(config):
+    """True in the pytest-xdist process that only hands tests out to the workers and reports."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def _odoo_tests_wanted(config):
-    # the pure tests (PURE_TEST_FILES alone) do not need Odoo
+    # the pure tests (PURE_TEST_FILES alone) do not need Odoo, nor does the xdist controller
+    if _is_xdist_controller(config):
+        return False
     args = [str(arg) for arg in config.args]
     return not args or any(not any(name in arg for name in PURE_TEST_FILES) for arg in args)
 
@@ -248,10 +261,28 @@ def _odoo_test_context(request):
         pytest.fail("errors were logged:\n" + "\n".join(r.getMessage() for r in collector.records))
 
 
+_WORKER_COUNTS = {"records": 0, "leaks": 0}  # added up by the xdist controller
+
+
+def pytest_sessionfinish(session):
+    """A worker hands its secret-log counts to the controller (pytest-xdist's workeroutput)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["smtp_invoicing_log_records"] = len(SECRET_LOG.texts)
+        output["smtp_invoicing_leaks"] = len(LEAKS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    output = getattr(node, "workeroutput", {})
+    _WORKER_COUNTS["records"] += output.get("smtp_invoicing_log_records", 0)
+    _WORKER_COUNTS["leaks"] += output.get("smtp_invoicing_leaks", 0)
+
+
 def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_line(
-        f"smtp_invoicing: {len(SECRET_LOG.texts)} log records searched for passwords, {len(LEAKS)} leak(s)"
-    )
+    records = len(SECRET_LOG.texts) + _WORKER_COUNTS["records"]
+    leaks = len(LEAKS) + _WORKER_COUNTS["leaks"]
+    terminalreporter.write_line(f"smtp_invoicing: {records} log records searched for passwords, {leaks} leak(s)")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -296,8 +327,41 @@ def pytest_timeout_set_timer(item, settings):
     return True
 
 
+# Seconds each slow file took in a worker (four workers on two cores, 2026-12-02): xdist hands
+# whole files out in collection order (--dist loadfile), so the longest go first and the
+# short ones fill the gaps at the end. Files not named here keep their order, after these.
+SLOW_FILES = {
+    "test_database_moves": 62,
+    "test_upgrade_uninstall": 56,
+    "test_bounces": 52,
+    "test_oauth": 43,
+    "test_multi_company": 36,
+    "test_setup_tour": 26,
+    "test_wheel": 24,
+    "test_lint": 19,
+    "test_sending": 19,
+    "test_delivery_truth": 19,
+    "test_oauth_tour": 18,
+    "test_oauth_lib": 14,
+    "test_reminders": 13,
+    "test_scale": 11,
+    "test_mail_stack": 9,
+    "test_lost_mail": 8,
+    "test_smtp_lib": 8,
+    "test_faults": 8,
+    "test_concurrency": 8,
+    "test_postfix": 7,
+    "test_forms": 7,
+    "test_oauth_access": 7,
+    "test_mailbox_settings": 6,
+    "test_bounce_lib": 6,
+    "test_verification": 6,
+}
+
+
 def pytest_collection_modifyitems(items):
-    """Give top-level test classes the module and tags Odoo's runner would (post_install)."""
+    """Order the files slowest first; give test classes the module and tags Odoo's runner would (post_install)."""
+    items.sort(key=lambda item: -SLOW_FILES.get(item.path.stem, 0))  # stable: tests keep their order
     for item in items:
         cls = getattr(item, "cls", None)
         if cls is not None and "odoo" in sys.modules:

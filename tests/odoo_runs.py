@@ -7,10 +7,11 @@ import sys
 
 import odoo
 
-from conftest import DB_NAME, ODOO_SRC, ROOT
+from conftest import ODOO_SRC, ROOT, RUN_DB
 
-BASE_TEMPLATE = f"{DB_NAME}_template_base"  # Odoo with the module's dependencies, as named by scripts/test.sh
-INSTALLED_TEMPLATE = f"{DB_NAME}_template"  # the same with smtp_invoicing installed
+# the run's templates, as scripts/test.sh names them (shared by its workers)
+BASE_TEMPLATE = f"{RUN_DB}_template_base"  # Odoo with the module's dependencies
+INSTALLED_TEMPLATE = f"{RUN_DB}_template"  # the same with smtp_invoicing installed
 PGUSER = os.environ.get("PGUSER", "root")
 
 

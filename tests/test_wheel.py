@@ -26,12 +26,12 @@ import zipfile
 
 import pytest
 
-from conftest import DB_NAME, ODOO_SRC, ROOT
+from conftest import DB_NAME, ODOO_SRC, ROOT, RUN_DB
 from smtp_servers import Pki, SmtpServer
 
 ADDON = "smtp_invoicing"
 SCRATCH_DB = f"{DB_NAME}_wheel"
-TEMPLATE_PREFIX = f"{DB_NAME}_wheel_tpl_"
+TEMPLATE_PREFIX = f"{RUN_DB}_wheel_tpl_"  # shared by the run's workers
 TEMPLATES_DIR = os.environ.get("SMTP_INVOICING_TEST_DATA_DIR", "/var/tmp/smtp_invoicing_test_data") + "_wheel_templates"
 PGUSER = os.environ.get("PGUSER", "root")
 LOGIN = "billing@wheel.test"
