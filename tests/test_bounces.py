@@ -140,7 +140,7 @@ class BounceCase(SmtpInvoicingCase):
             imap.logout(client)
 
     def invoice(self, partner):
-        return self.init_invoice("out_invoice", partner=partner, amounts=[100.0], post=True)
+        return self.create_invoice("out_invoice", partner=partner, amounts=[100.0], post=True)
 
     def document_message(self, move):
         return self.env["mail.message"].search(

@@ -31,7 +31,7 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         self.mail_queue = self.env.ref("mail.ir_cron_mail_scheduler_action")
 
     def invoice(self):
-        return self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        return self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
 
     def document_mails(self, move):
         return self.env["mail.mail"].search(

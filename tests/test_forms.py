@@ -73,7 +73,7 @@ class TestReminderButton(SmtpInvoicingCase):
     def invoice(self, move_type="out_invoice", days_overdue=10, post=True, payment_term=None):
         """A move of ``days_overdue`` days ago, due that day (immediate payment) unless ``payment_term``."""
         today = fields.Date.context_today(self.env.user)
-        move = self.init_invoice(
+        move = self.create_invoice(
             move_type, partner=self.partner_a, amounts=[100.0], invoice_date=today - timedelta(days=days_overdue)
         )
         if payment_term:

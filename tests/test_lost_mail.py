@@ -28,7 +28,7 @@ class TestLostMail(SmtpInvoicingCase):
     def invoices(self, count):
         return self.env["account.move"].union(
             *(
-                self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0 + n], post=True)
+                self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0 + n], post=True)
                 for n in range(count)
             )
         )

@@ -147,7 +147,7 @@ class TestOAuthMailboxes(OAuthInvoiceCase):
         self.assertEqual(server.auth_attempts, [("XOAUTH2", MAILBOX_LOGIN, None)])
 
         self.invoice_template.mail_server_id = mailbox
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[1000.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[1000.0], post=True)
         self.send_and_print(invoice, force_report_rendering=True)
         self.assertEqual(len(server.messages), 1)
         received = server.messages[0]

@@ -37,7 +37,7 @@ class TestPostfixSubmission(SmtpInvoicingCase):
         mailbox = self.verify(self.mailbox())
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
         self.env.ref("account.email_template_edi_invoice").mail_server_id = mailbox
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[300.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[300.0], post=True)
         self.send_and_print(invoice)
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertTrue(invoice.is_move_sent)

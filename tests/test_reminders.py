@@ -59,7 +59,7 @@ class TestReminders(SmtpInvoicingCase):
         self.reminder_template.mail_server_id = self.reminder_mailbox
 
     def overdue_invoice(self, partner=None, days=30, amount=1000.0, post=True):
-        return self.init_invoice(
+        return self.create_invoice(
             "out_invoice",
             partner=partner or self.partner_a,
             amounts=[amount],
@@ -138,7 +138,7 @@ class TestReminders(SmtpInvoicingCase):
         self.assertIn(paid.payment_state, ("paid", "in_payment"))
         not_due = self.overdue_invoice(days=0)
         draft = self.overdue_invoice(post=False)
-        bill = self.init_invoice(
+        bill = self.create_invoice(
             "in_invoice",
             partner=self.partner_a,
             amounts=[100.0],

@@ -164,7 +164,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
 
     def test_recording_a_delivery_on_an_invoice_skips_the_accounting_checks(self):
         """Marking a posted invoice delivered writes its delivery fields without balance checks or line syncs."""
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
         template = self.env.ref("account.email_template_edi_invoice")
         invoice._smtp_invoicing_set_delivery("queued", templates=template)
         self.env.flush_all()
@@ -180,7 +180,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
     def test_a_delivered_invoice_mail_costs_one_query(self):
         """The queue's bookkeeping of a delivered invoice mail is one query: the invoice is Delivered and
         sent, and it tells whether older undelivered copies of the same email are still waiting."""
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
         template = self.env.ref("account.email_template_edi_invoice")
         invoice._smtp_invoicing_set_delivery("queued", templates=template)
         self.assertFalse(invoice.is_move_sent)
@@ -214,7 +214,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
         """Send & Print writes is_move_sent again on an invoice whose PDF exists, which prepares its
         tracking: the bookkeeping's flip to not sent still adds no tracking line at commit, while a
         tracked field changed by the same transaction is tracked as usual."""
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
         invoice = invoice.with_context(tracking_disable=False, mail_notrack=False)
         template = self.env.ref("account.email_template_edi_invoice")
         invoice.is_move_sent = True  # the PDF was generated earlier
@@ -241,7 +241,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
 
     def test_delivery_bookkeeping_adds_no_tracking_line(self):
         """Queued then delivered: is_move_sent follows, and the bookkeeping prepares no chatter tracking line."""
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
         # the test classes switch tracking off; the mail queue runs with it on
         invoice = invoice.with_context(tracking_disable=False, mail_notrack=False)
         template = self.env.ref("account.email_template_edi_invoice")

@@ -30,7 +30,7 @@ class TestSending(SmtpInvoicingCase):
 
     def test_send_and_print_leaves_from_the_mailbox(self):
         """Send & Print: the loopback server receives the invoice from the mailbox, with From, To, subject, PDF."""
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[1000.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[1000.0], post=True)
         self.send_and_print(invoice)
         self.assertEqual(len(self.server.messages), 1)
         received = self.server.messages[0]
@@ -53,7 +53,7 @@ class TestSending(SmtpInvoicingCase):
     def test_invoicing_user_sends_without_reading_credentials(self):
         """An invoicing user sends through the mailbox but cannot read its settings."""
         accountant = self.new_invoicing_user()
-        invoice = self.init_invoice("out_invoice", partner=self.partner_a, amounts=[50.0], post=True)
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[50.0], post=True)
         self.send_and_print(invoice.with_user(accountant), user=accountant)
         self.assertEqual(len(self.server.messages), 1)
         self.assertEqual(self.server.messages[0].mail_from, MAILBOX_LOGIN)
