@@ -78,7 +78,9 @@ def from_template(template, db, data_dir):
         [
             "bash",
             "-c",
-            f'source "$1" && {ensure} && copy_template_db "$7" "$4" "$3" "$5"',
+            # one build at a time: workers that find a template outdated (SMTP_INVOICING_REUSE_DB=1
+            # after an addon change) would otherwise rebuild it side by side
+            f'source "$1" && exec 9>"$3/templates.lock" && flock 9 && {ensure} && copy_template_db "$7" "$4" "$3" "$5"',
             "_",
             os.path.join(ROOT, "scripts", "bootstrap.sh"),
             base,
