@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -145,6 +146,8 @@ def pytest_configure(config):
     from odoo.service import server
 
     data_dir = os.environ.get("SMTP_INVOICING_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="smtp_invoicing_data_")
+    if WORKER:
+        _ensure_worker_db(data_dir)
     odoo.tools.config.parse_config(
         setup_logging=True,
         args=[
@@ -197,6 +200,47 @@ def pytest_configure(config):
     # HttpCase needs the HTTP server Odoo's own runner starts
     server.server = server.ThreadedServer(odoo.http.root)
     server.server.http_spawn()
+
+
+def _ensure_worker_db(data_dir):
+    """Give a worker that xdist started to replace a crashed one its own copy of the template.
+
+    scripts/test.sh copies the template for the workers it starts (gw0...gwN-1); a replacement
+    gets the next free id, and without a database it would stop the whole run (INTERNALERROR)
+    instead of letting it report the crashed test and go on.
+    """
+    exists = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            os.environ.get("PGUSER", "root"),
+            "-d",
+            "postgres",
+            "-tAc",
+            f"select 1 from pg_database where datname = '{DB_NAME}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if exists:
+        return
+    subprocess.run(
+        [
+            "bash",
+            "-c",
+            'source "$1" && exec 9>"$3/templates.lock" && flock 9 && copy_template_db "$2" "$4" "$3"',
+            "_",
+            os.path.join(ROOT, "scripts", "bootstrap.sh"),
+            f"{RUN_DB}_template",
+            data_dir,
+            DB_NAME,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 class _BetweenTests:
