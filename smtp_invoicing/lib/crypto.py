@@ -5,7 +5,6 @@ first key encrypts, every key decrypts. Each ciphertext is bound to the row
 it belongs to, so a ciphertext copied into another row does not decrypt.
 """
 
-import base64
 import hashlib
 import os
 
@@ -83,11 +82,3 @@ class SecretBox:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except (InvalidToken, ValueError, TypeError) as error:
             raise SecretError("invalid token or key") from error
-
-
-def looks_like_token(value):
-    """True when ``value`` has the shape of a Fernet token (version byte 0x80)."""
-    try:
-        return base64.urlsafe_b64decode(value.encode("ascii"))[:1] == b"\x80"
-    except (ValueError, TypeError, UnicodeError):
-        return False

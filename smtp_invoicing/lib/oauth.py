@@ -18,7 +18,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-PROVIDERS = ("microsoft", "google")
 # Scopes asked at sign-in: the SMTP permission, a refresh token, and the signed-in
 # identity (``openid email``) that must be the mailbox's user name.
 MICROSOFT_SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
@@ -133,11 +132,6 @@ def expiry(response, now=None):
         return now + int(response.get("expires_in", 3600))
     except (TypeError, ValueError):
         return now + 3600
-
-
-def xoauth2_string(user, access_token):
-    """The XOAUTH2 SASL initial response (Google and Microsoft), not yet base64-encoded."""
-    return "user=%s\x01auth=Bearer %s\x01\x01" % (user, access_token)
 
 
 # --------------------------------------------------------------------------- ID tokens
