@@ -488,7 +488,41 @@ class _TcpServer:
 
 
 class SilentListener(_TcpServer):
-    """Accepts TCP connections on 127.0.0.1 and never sends a byte."""
+    """Accepts TCP connections on 127.0.0.1 and never sends a byte.
+
+    ``peak`` is the largest number of connections the clients held open at once: checks
+    that ran side by side, not one after the other. ``reset_peak`` counts again from zero,
+    leaving out the connections accepted before it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._count_lock = threading.Lock()
+        self._round = 0
+        self._open = 0
+        self.peak = 0
+
+    def reset_peak(self):
+        with self._count_lock:
+            self._round += 1
+            self._open = self.peak = 0
+
+    def _serve(self, conn):
+        with self._count_lock:
+            self._open += 1
+            self.peak = max(self.peak, self._open)
+            round_ = self._round
+        threading.Thread(target=self._wait_for_close, args=(conn, round_), daemon=True).start()
+
+    def _wait_for_close(self, conn, round_):
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        with self._count_lock:
+            if round_ == self._round:
+                self._open -= 1
 
 
 class DripServer(_TcpServer):
