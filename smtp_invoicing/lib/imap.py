@@ -58,7 +58,6 @@ HEADER_FIELDS = (
 _HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (%s)]" % " ".join(HEADER_FIELDS)
 _FULL_ITEM = "BODY.PEEK[]"
 _REPORT_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "mailer_daemon")
-_SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "INBOX.Sent", "INBOX/Sent")
 
 
 class ImapCheckError(Exception):
@@ -305,37 +304,13 @@ def _parse_headers(raw):
 # --------------------------------------------------------------------------- Sent folder
 
 
-def find_sent_folder(client):
-    """The folder for sent mail: RFC 6154 ``\\Sent`` (LIST (SPECIAL-USE), else XLIST), else a usual name."""
-    if client.has_capability("SPECIAL-USE"):
-        folders = _list_special_use(client)
-    elif client.has_capability("XLIST"):
-        folders = client.xlist_folders()
-    else:
-        folders = client.list_folders()
-    for flags, _delimiter, name in folders:
-        if SENT in flags:
-            return name
-    names = {name.lower(): name for _flags, _delimiter, name in client.list_folders()}
-    return next((names[candidate.lower()] for candidate in _SENT_NAMES if candidate.lower() in names), None)
-
-
-def _list_special_use(client):
-    """``LIST (SPECIAL-USE) "" "*"`` (RFC 6154): imapclient 4.1 only sends plain LIST."""
-    # pylint: disable=protected-access
-    directory, pattern = client._normalise_folder(""), client._normalise_folder("*")
-    typ, data = client._imap._simple_command("LIST", "(SPECIAL-USE)", directory, pattern)
-    client._checkok("list", typ, data)
-    typ, data = client._imap._untagged_response(typ, data, "LIST")
-    return client._proc_folder_list(data)
-
-
 def append_sent(client, message_bytes, folder=None, msg_time=None):
     """Append ``message_bytes`` exactly as sent to the Sent folder, flagged ``\\Seen``; returns the folder.
 
     Raises ImapCheckError("protocol_error") when the mailbox has no Sent folder.
     """
-    folder = folder or find_sent_folder(client)
+    # RFC 6154's \\Sent flag, else the usual names in the personal namespace
+    folder = folder or client.find_special_folder(SENT)
     if folder is None:
         raise ImapCheckError("protocol_error", "no Sent folder in this mailbox")
     client.append(folder, message_bytes, flags=(SEEN,), msg_time=msg_time)
