@@ -93,7 +93,7 @@ def test_report_fixture_parses(name):
     report = bounces.parse_report(fixture(name))
     assert [(r.address, r.status, r.reason) for r in report.recipients] == [(address, status, reason)]
     assert report.original_message_id == message_id
-    assert report.hard is status.startswith("5") and report.delayed is status.startswith("4")
+    assert report.recipients[0].permanent is status.startswith("5")
     assert report.recipients[0].diagnostic
     assert imap.is_delivery_report(header_fields(fixture(name)))
 

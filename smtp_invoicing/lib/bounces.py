@@ -84,15 +84,6 @@ class DeliveryReport:
 
     recipients: tuple
     original_message_id: str
-    reporting_mta: str = ""
-
-    @property
-    def hard(self):
-        return any(recipient.permanent for recipient in self.recipients)
-
-    @property
-    def delayed(self):
-        return bool(self.recipients) and not self.hard
 
 
 def reason_for(status, diagnostic=""):
@@ -131,8 +122,8 @@ def _unfold(value):
 
 
 def _dsn_fields(message):
-    """{address: (status, action, diagnostic)} of the RFC 3464 per-recipient blocks, plus the Reporting-MTA."""
-    fields, reporting_mta = {}, ""
+    """{address: (status, action, diagnostic)} of the RFC 3464 per-recipient blocks."""
+    fields = {}
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
@@ -141,8 +132,6 @@ def _dsn_fields(message):
             text = blocks if isinstance(blocks, str) else _text(part)
             blocks = [email.message_from_string(block.strip() + "\n") for block in re.split(r"\n\s*\n", text)]
         for block in blocks:
-            if block.get("Reporting-MTA"):
-                reporting_mta = _unfold(block["Reporting-MTA"]).split(";", 1)[-1].strip()
             recipient = block.get("Final-Recipient") or block.get("Original-Recipient")
             if not recipient:
                 continue
@@ -154,7 +143,7 @@ def _dsn_fields(message):
                 _unfold(block.get("Action", "")).lower(),
                 diagnostic,
             )
-    return fields, reporting_mta
+    return fields
 
 
 def _original_message_id(message, body_text):
@@ -212,7 +201,7 @@ def parse_report(raw):
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     temporary, permanent = all_failures(message)
     detected = {address.decode("utf-8", "replace").lower(): address in permanent for address in temporary | permanent}
-    fields, reporting_mta = _dsn_fields(message)
+    fields = _dsn_fields(message)
     text = _notification_text(message)
     recipients = []
     for address in sorted(set(detected) | set(fields)):
@@ -232,7 +221,7 @@ def parse_report(raw):
         recipients.append(FailedRecipient(address, status, action, diagnostic, reason_for(status, diagnostic)))
     if not recipients:
         return None
-    return DeliveryReport(tuple(recipients), _original_message_id(message, text), reporting_mta)
+    return DeliveryReport(tuple(recipients), _original_message_id(message, text))
 
 
 def report_key(raw):
