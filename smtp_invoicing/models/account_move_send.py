@@ -31,14 +31,14 @@ class AccountMoveSend(models.AbstractModel):
         off, add nothing.
         """
         alerts = super()._get_alerts(moves, moves_data)
-        moves_per_server = defaultdict(lambda: self.env["account.move"])
+        move_ids_per_server = defaultdict(list)
         for template, move_ids in self._smtp_invoicing_moves_per_template(moves_data).items():
             for move_id, server in template._smtp_invoicing_record_mail_servers(move_ids).items():
                 if server:
-                    moves_per_server[server] |= self.env["account.move"].browse(move_id)
+                    move_ids_per_server[server].append(move_id)
         alerts.update(
             self.env["ir.mail_server"]._smtp_invoicing_send_window_alerts(
-                moves_per_server,
+                {server: self.env["account.move"].browse(ids) for server, ids in move_ids_per_server.items()},
                 total=len(moves_data),
                 count_message=lambda count: (
                     self.env._("1 invoice") if count == 1 else self.env._("%(count)s invoices", count=count)

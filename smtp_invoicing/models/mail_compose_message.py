@@ -1,3 +1,5 @@
+from collections import defaultdict
+
 from odoo import api, fields, models
 
 from .mail_mail import chosen_mailboxes
@@ -22,15 +24,16 @@ class MailComposeMessage(models.TransientModel):
         mail_servers = self.env["ir.mail_server"]
         for wizard in self:
             choices = wizard._smtp_invoicing_template_choices()
-            records_per_server = {}
-            for (model, res_id), (server_id, _template) in choices.items():
+            res_ids_per_server = defaultdict(list)
+            for (_model, res_id), (server_id, _template) in choices.items():
                 if server_id:
-                    # sudo: invoicing users never read mailboxes; only their sender is shown
-                    server = mail_servers.sudo().browse(server_id)
-                    records = records_per_server.get(server, self.env[model])
-                    records_per_server[server] = records | self.env[model].browse(res_id)
+                    res_ids_per_server[server_id].append(res_id)
             alerts = mail_servers._smtp_invoicing_send_window_alerts(
-                records_per_server,
+                # sudo: invoicing users never read mailboxes; only their sender is shown
+                {
+                    mail_servers.sudo().browse(server_id): self.env[wizard.model].browse(res_ids)
+                    for server_id, res_ids in res_ids_per_server.items()
+                },
                 total=len(choices),
                 count_message=lambda count: (
                     self.env._("1 mail") if count == 1 else self.env._("%(count)s mails", count=count)
