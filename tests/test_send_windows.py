@@ -111,8 +111,7 @@ class TestSendWindows(SendWindowsCase):
         self.assertEqual([(a.display_name, a.addr_spec) for a in sender], [("ACME Billing", MAILBOX_LOGIN)])
 
     def test_failed_mailbox_disables_send_with_the_reason_and_who_must_act(self):
-        """Failed mailbox: Send disabled before any click, with the reason and the administrator's way out;
-        a click sent anyway is still refused and nothing leaves."""
+        """Failed mailbox: Send disabled before any click, reason and who must act shown; forced, refused."""
         invoice = self.invoice()
         self.mailbox._smtp_invoicing_set_state("failed", REFUSED)
         accountant = self.new_invoicing_user()
@@ -187,8 +186,7 @@ class TestSendWindows(SendWindowsCase):
         )
 
     def test_batch_dialog_with_one_blocked_mailbox_names_its_invoices_and_sends_nothing(self):
-        """Batch Send, credit notes' mailbox failed: Send disabled, the credit note and the way out named;
-        sent anyway, refused before anything is queued."""
+        """Batch Send, credit notes' mailbox failed: Send disabled, the credit note named; forced, nothing queued."""
         self.credit_note_template.mail_server_id = self.second_mailbox
         invoices = self.invoice() + self.invoice(partner=self.partner_b)
         credit_note = self.invoice(move_type="out_refund")
