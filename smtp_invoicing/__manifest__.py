@@ -30,6 +30,9 @@
         "views/ir_mail_server_conversion_views.xml",
         "views/ir_mail_server_bounces_views.xml",
         "views/account_move_bounce_views.xml",
+        "views/account_move_send_wizard_views.xml",
+        "views/account_move_send_batch_wizard_views.xml",
+        "views/mail_compose_message_views.xml",
     ],
     "demo": [
         "demo/smtp_invoicing_demo.xml",

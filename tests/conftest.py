@@ -380,6 +380,7 @@ SLOW_FILES = {
     "test_bounces": 52,
     "test_oauth": 43,
     "test_multi_company": 36,
+    "test_send_windows": 35,
     "test_setup_tour": 26,
     "test_wheel": 24,
     "test_lint": 19,

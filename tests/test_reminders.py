@@ -160,12 +160,15 @@ class TestReminders(SmtpInvoicingCase):
         self.assertFalse(self.reminder_server.messages)
 
     def test_unverified_reminder_mailbox_is_refused_before_sending(self):
-        """A reminders mailbox that failed is named in a UserError before anything is sent."""
+        """A reminders mailbox that failed: the window's Send is disabled, and a send anyway names it; nothing sent."""
         invoice = self.overdue_invoice()
         self.reminder_mailbox._smtp_invoicing_set_state("failed", "The user name or password was refused.")
-        with self.assertRaisesRegex(UserError, "Reminders mailbox.*password was refused"):
-            invoice.action_smtp_invoicing_send_reminder()
+        composer = self.composer(invoice).create({})
+        self.assertTrue(composer.smtp_invoicing_send_blocked)
+        with real_smtp(), self.assertRaisesRegex(UserError, "Reminders mailbox.*password was refused"):
+            composer.action_send_mail()
         self.assertFalse(self.reminder_server.messages)
+        self.assertEqual(invoice.smtp_invoicing_reminder_count, 0)
 
     def test_automatic_reminders_respect_delay_interval_and_opt_out(self):
         """Scheduled action: off by default; then after the delay, once per interval, never to opted-out customers."""

@@ -4,6 +4,7 @@ from . import ir_mail_server_verification
 from . import ir_mail_server_delivery
 from . import ir_mail_server_deliverability
 from . import ir_mail_server_oauth
+from . import ir_mail_server_send_window
 from . import mail_mail
 from . import mail_template
 from . import mail_compose_message
@@ -15,6 +16,7 @@ from . import account_move
 from . import account_move_delivery
 from . import account_move_send
 from . import account_move_send_wizard
+from . import account_move_send_batch_wizard
 from . import smtp_invoicing_test_email
 from . import ir_mail_server_protocol
 from . import ir_mail_server_conversion

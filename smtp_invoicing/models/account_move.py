@@ -62,13 +62,16 @@ class AccountMove(models.Model):
         return self.env.ref("smtp_invoicing.email_template_payment_reminder")
 
     def action_smtp_invoicing_send_reminder(self):
-        """Open the composer with the payment reminder of the selected invoices (form button, list action)."""
+        """Open the composer with the payment reminder of the selected invoices (form button, list action).
+
+        A mailbox that cannot send now does not stop the composer from opening: it says
+        where the reminders leave from, why they cannot and who must act, and its Send is
+        disabled (``mail.compose.message.smtp_invoicing_alerts``).
+        """
         if not self:
             raise UserError(_("Select the invoices to remind."))
         self._smtp_invoicing_check_remindable()
         template = self._smtp_invoicing_reminder_template()
-        servers = template._smtp_invoicing_record_mail_servers(self.ids).values()
-        self.env["ir.mail_server"].sudo().union(*servers)._smtp_invoicing_check_ready()
         return {
             "type": "ir.actions.act_window",
             "name": _("Send payment reminder"),

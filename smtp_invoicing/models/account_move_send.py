@@ -22,18 +22,29 @@ class AccountMoveSend(models.AbstractModel):
 
     @api.model
     def _get_alerts(self, moves, moves_data):
-        """A blocking alert when the mailbox chosen for these invoices cannot send now.
+        """Where the mails of these invoices leave from, and a blocking alert when one mailbox cannot send now.
 
-        Core's wizards show it before sending and raise it on *Send* (danger level),
-        so nothing is generated or sent. Switched off, no mailbox is chosen: no alert.
+        Called by core's wizards to show their alerts; one "From" line per own mailbox
+        (with how many invoices leave from it in a batch). A danger alert disables the
+        wizards' *Send* (``smtp_invoicing_send_blocked``) and is raised by core if sent
+        anyway. Invoices whose template uses no own mailbox, or the feature switched
+        off, add nothing.
         """
         alerts = super()._get_alerts(moves, moves_data)
-        servers = self.env["ir.mail_server"].sudo()
+        move_ids_per_server = defaultdict(list)
         for template, move_ids in self._smtp_invoicing_moves_per_template(moves_data).items():
-            servers |= servers.union(*template._smtp_invoicing_record_mail_servers(move_ids).values())
-        message = servers._smtp_invoicing_not_ready_message()
-        if message:
-            alerts["smtp_invoicing_mailbox_not_ready"] = {"level": "danger", "message": message}
+            for move_id, server in template._smtp_invoicing_record_mail_servers(move_ids).items():
+                if server:
+                    move_ids_per_server[server].append(move_id)
+        alerts.update(
+            self.env["ir.mail_server"]._smtp_invoicing_send_window_alerts(
+                {server: self.env["account.move"].browse(ids) for server, ids in move_ids_per_server.items()},
+                total=len(moves_data),
+                count_message=lambda count: (
+                    self.env._("1 invoice") if count == 1 else self.env._("%(count)s invoices", count=count)
+                ),
+            )
+        )
         return alerts
 
     @api.model
