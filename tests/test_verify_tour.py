@@ -1,8 +1,9 @@
-"""Verify in a real browser: the open form shows the result by itself, as soon as it is saved."""
+"""In a real browser: Verify's result shows in the open form, a to-do leads to the mailbox form."""
 
 import threading
 
 from odoo import SUPERUSER_ID, api
+from odoo.tests import HttpCase
 
 from odoo.addons.bus.models.bus import channel_with_db, dispatch, hashable
 from odoo.addons.bus.tests.common import WebsocketCase
@@ -63,3 +64,19 @@ class TestVerifyShowsItsResult(MailboxFixture, WebsocketCase):
         self.assertEqual(good.verification_state, "verified", good.verification_message)
         self.assertEqual(refused.verification_state, "failed")
         self.assertEqual((good | refused).smtp_invoicing_requested_by_id, self.admin)
+
+
+class TestActivityMenuTour(MailboxFixture, HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_mailbox_fixture(cls.env.ref("base.main_company"))
+
+    def test_activity_menu_opens_the_product_form(self):
+        """An own mailbox's to-do, from the activity menu, leads to the product's list and form, not core's."""
+        admin = self.env.ref("base.user_admin")
+        mailbox = self.create_mailbox()
+        relay = self.env["ir.mail_server"].create({"name": "Relay", "smtp_host": "relay.invoicing.test"})
+        for server in (mailbox, relay):
+            server.activity_schedule("mail.mail_activity_data_todo", summary="Check", user_id=admin.id)
+        self.start_tour("/odoo", "smtp_invoicing_activity_menu", login="admin")
