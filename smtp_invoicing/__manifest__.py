@@ -38,6 +38,10 @@
         "demo/smtp_invoicing_demo.xml",
     ],
     "assets": {
+        "web.assets_backend": [
+            "smtp_invoicing/static/src/mailbox_form.js",
+            "smtp_invoicing/static/src/activity_menu_patch.js",
+        ],
         "web.assets_tests": [
             "smtp_invoicing/static/src/tours/*.js",
         ],

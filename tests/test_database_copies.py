@@ -1,5 +1,6 @@
 """Database copies: a neutralized staging copy never sends from the company's mailbox."""
 
+from odoo.exceptions import UserError
 from odoo.modules.neutralize import neutralize_database
 
 from common import MAILBOX_LOGIN, MailboxCase, real_smtp
@@ -32,10 +33,11 @@ class TestDatabaseCopies(MailboxCase):
         self.assertIn("Neutralized", mailbox.verification_message)
         self.assertFalse(template.mail_server_id)
         self.assertFalse(mailbox._smtp_invoicing_is_enabled())
-        # even a mailbox unarchived by mistake has nothing to log in with
+        # even a mailbox unarchived by mistake has nothing to log in with: Verify is refused
         mailbox.active = True
-        self.verify(mailbox)
-        self.assertEqual(mailbox.verification_state, "failed")
+        with self.assertRaisesRegex(UserError, "has no password yet"):
+            mailbox.action_verify()
+        self.assertEqual(mailbox.verification_state, "draft")
         with real_smtp():
             mail.send()
         self.assertNotEqual(mail.mail_server_id, mailbox)

@@ -6,6 +6,7 @@ from lxml import etree
 
 from odoo import fields
 from odoo.tests import Form
+from odoo.tools.safe_eval import safe_eval
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, SmtpInvoicingCase
 
@@ -120,3 +121,31 @@ class TestReminderButton(SmtpInvoicingCase):
         [button] = arch.xpath("//button[@name='action_smtp_invoicing_send_reminder']")
         self.assertEqual(button.get("invisible"), "not smtp_invoicing_can_remind")
         self.assertIn("smtp_invoicing_can_remind", views["models"]["account.move"]["fields"])
+
+
+class TestInvoiceDeliveryBadge(MailboxCase):
+    def test_delivery_state_shows_as_a_badge_under_the_invoice_number(self):
+        """The invoice form shows the email delivery state as a coloured badge in its title, only once emailed."""
+        views = self.env["account.move"].get_views([(self.env.ref("account.view_move_form").id, "form")])
+        arch = etree.fromstring(views["views"]["form"]["arch"])
+        [title] = arch.xpath("//div[contains(concat(' ', normalize-space(@class), ' '), ' oe_title ')]")
+        [badge] = title.xpath(".//field[@name='smtp_invoicing_delivery_state']")
+        self.assertEqual(badge.get("widget"), "badge")
+        decorations = {
+            name.removeprefix("decoration-"): value for name, value in badge.items() if name.startswith("decoration-")
+        }
+        self.assertEqual(
+            decorations,
+            {
+                "success": "smtp_invoicing_delivery_state == 'sent'",
+                "warning": "smtp_invoicing_delivery_state == 'queued'",
+                "danger": "smtp_invoicing_delivery_state == 'failed'",
+            },
+        )
+        hidden = badge.getparent().get("invisible")
+        shown = {
+            state: not safe_eval(hidden, {"smtp_invoicing_delivery_state": state})
+            for state in (False, "none", "queued", "sent", "failed")
+        }
+        self.assertEqual(shown, {False: False, "none": False, "queued": True, "sent": True, "failed": True})
+        self.assertTrue(arch.xpath("//group[@name='sale_info_group']//field[@name='smtp_invoicing_delivery_state']"))

@@ -51,7 +51,7 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertEqual(self.server.connections, connections)
 
     def test_password_refused_mid_way_mails_wait_then_leave_once_fixed(self):
-        """Password revoked: Failed at once, admins get an activity, the mails wait in the queue (no retry loop)
+        """Password revoked: Failed at once, its owner gets a to-do, the mails wait in the queue (no retry loop)
         and each leaves exactly once, by itself, when the mailbox is verified again."""
         delivered = self.invoices(1)
         self.send_in_background(delivered)
@@ -67,7 +67,7 @@ class TestLostMail(SmtpInvoicingCase):
         self.assertEqual(set(mails.mapped("smtp_invoicing_retry_count")), {0})
         self.assertEqual(self.mailbox.verification_state, "failed")
         self.assertIn("password was refused", self.mailbox.verification_message)
-        self.assertTrue(self.mailbox.activity_ids)
+        self.assertEqual(self.mailbox.activity_ids.user_id, self.mailbox_user)
         for move in moves:
             self.assertFalse(move.is_move_sent)
             self.assertEqual(move.smtp_invoicing_delivery_state, "queued")

@@ -414,3 +414,26 @@ class TestOAuthSmtpWithoutTls(OAuthCase):
         self.assertEqual(mailbox.verification_state, "failed")
         self.assertEqual(plain.auth_attempts, [])
         self.assertEqual(mailbox.smtp_invoicing_failure_reason, "no_starttls")
+
+
+class TestOAuthFixActivities(OAuthCase):
+    def test_verify_before_anyone_signed_in_is_refused(self):
+        """Verify on an OAuth mailbox nobody signed in to is refused at once: its owner must sign in."""
+        mailbox = self.create_oauth_mailbox("google")
+        with self.assertRaisesRegex(UserError, "must sign in to “google invoices” with Gmail"):
+            mailbox.action_verify()
+        self.assertEqual(mailbox.verification_state, "draft")
+
+    def test_withdrawn_sign_in_is_one_todo_for_the_owner(self):
+        """A sign-in withdrawn at the provider: one to-do, the owner's, saying the mailbox can no longer send."""
+        mailbox = self.create_oauth_mailbox("google")
+        self.sign_in(mailbox)
+        self.run_verification_cron()
+        self.assertEqual(mailbox.verification_state, "verified")
+        self.providers["google"].revoke(MAILBOX_LOGIN)
+        with freeze_time(fields.Datetime.now() + timedelta(hours=25)):
+            self.run_verification_cron()
+        self.assertEqual(mailbox.verification_state, "failed")
+        self.assertEqual(mailbox.activity_ids.user_id, self.mailbox_user)
+        self.assertEqual(mailbox.activity_ids.mapped("summary"), ["Mailbox can no longer send: connect it again"])
+        self.assertIn(f"/smtp_invoicing/mailbox/{mailbox.id}/connect", mailbox.activity_ids.note)

@@ -79,12 +79,12 @@ class TestSelfHealing(MailboxCase):
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
 
     def test_failure_a_person_must_fix_is_not_rechecked(self):
-        """A refused password: Failed, administrators get an activity, no automatic re-check."""
+        """A refused password: Failed, its owner gets a to-do, no automatic re-check."""
         server = self.start_server(users={MAILBOX_LOGIN: "changed"})
         mailbox = self.verify(self.create_mailbox(server))
         self.assertEqual(mailbox.verification_state, "failed")
         self.assertFalse(mailbox.smtp_invoicing_next_check_at)
-        self.assertTrue(mailbox.activity_ids)
+        self.assertEqual(mailbox.activity_ids.user_id, self.mailbox_user)
         attempts = len(server.auth_attempts)
         self.run_cron_at(fields.Datetime.now() + timedelta(days=3))
         self.assertEqual(len(server.auth_attempts), attempts)

@@ -1,10 +1,14 @@
 """Verification of own mailboxes by the scheduled action, against real loopback servers."""
 
+import json
 import time
 
 from freezegun import freeze_time
 
 from odoo import fields
+from odoo.exceptions import UserError
+
+from odoo.addons.bus.models.bus import channel_with_db, json_dump
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 from smtp_servers import DripServer, SilentListener, SmtpServer, closed_port
@@ -23,6 +27,49 @@ class TestVerification(MailboxCase):
         mailbox.action_verify()
         self.assertEqual(mailbox.verification_state, "pending")
         self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers_before + 1)
+
+    def test_verify_without_password_is_refused_at_the_click(self):
+        """Verify on a mailbox without password is refused at once, saying what to do; nothing is queued."""
+        mailbox = self.create_mailbox(smtp_pass=False)
+        cron = self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")
+        triggers_before = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        messages_before = len(mailbox.message_ids)
+        with self.assertRaisesRegex(UserError, "“Invoices mailbox” has no password yet"):
+            mailbox.action_verify()
+        self.assertEqual(mailbox.verification_state, "draft")
+        self.assertFalse(mailbox.smtp_invoicing_next_check_at)
+        self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers_before)
+        self.assertEqual(len(mailbox.message_ids), messages_before)
+
+    def requester_messages(self, user):
+        """What the bus carries to ``user``'s partner: [(type, payload)]."""
+        channel = json_dump(channel_with_db(self.env.cr.dbname, user.partner_id))
+        notifications = self.env["bus.bus"].sudo().search([("channel", "=", channel)], order="id")
+        return [(message["type"], message["payload"]) for message in map(json.loads, notifications.mapped("message"))]
+
+    def test_requester_is_told_the_result_once_it_is_saved(self):
+        """Who clicked Verify is told Verified, or Failed and why, and their open form reloads; re-checks are silent."""
+        good = self.create_mailbox(name="Good invoices")
+        refusing = self.start_server(users={MAILBOX_LOGIN: "another"})
+        refused = self.create_mailbox(refusing, name="Refused invoices")
+        good.action_verify()
+        refused.action_verify()
+        self.assertEqual((good | refused).smtp_invoicing_requested_by_id, self.env.user)
+        self.assertEqual(self.requester_messages(self.env.user), [])
+        self.run_verification_cron()
+        messages = self.requester_messages(self.env.user)
+        toasts = {payload["message"]: payload["type"] for kind, payload in messages if kind == "simple_notification"}
+        self.assertEqual(toasts.pop("Good invoices: Verified"), "success")
+        [(failure, kind)] = toasts.items()
+        self.assertEqual(kind, "danger")
+        self.assertTrue(failure.startswith("Refused invoices: Failed — The user name or password was refused."))
+        checked = [payload["id"] for kind, payload in messages if kind == "smtp_invoicing.mailbox_checked"]
+        self.assertEqual(sorted(checked), sorted((good | refused).ids))
+
+        with freeze_time(fields.Datetime.now() + __import__("datetime").timedelta(days=2)):
+            self.run_verification_cron()
+        self.assertEqual(good.verification_state, "verified")
+        self.assertEqual(len(self.requester_messages(self.env.user)), len(messages), "a scheduled re-check is silent")
 
     def test_starttls_mailbox_is_verified_without_sending_mail(self):
         """STARTTLS + AUTH: Verified, one AUTH, MAIL FROM the sender, no mail sent, status in chatter."""

@@ -28,3 +28,4 @@ from . import ir_mail_server_bounces
 from . import ir_mail_server_bounces_poll
 from . import ir_mail_server_sent_copy
 from . import account_move_bounce
+from . import res_users

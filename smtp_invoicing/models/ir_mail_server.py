@@ -215,6 +215,13 @@ class IrMailServer(models.Model):
                 vals.pop("smtp_pass", None)
         return vals_list
 
+    def get_formview_id(self, access_uid=None):
+        """Own mailboxes open in the product's form, not core's technical one: links of mail's
+        activities and notifications (``/mail/view``), of many2one fields and of URLs."""
+        if len(self) == 1 and self.sudo().smtp_invoicing_mailbox:
+            return self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing").id
+        return super().get_formview_id(access_uid=access_uid)
+
     # ------------------------------------------------------------------
     # Routing
     # ------------------------------------------------------------------

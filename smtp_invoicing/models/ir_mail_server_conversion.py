@@ -44,7 +44,10 @@ class IrMailServer(models.Model):
         # (ir_mail_server_password.py): the password is kept, and no longer in clear
         self.write(values)
         self._message_log(body=_("Converted from an outgoing server into an own mailbox."))
-        self.action_verify()
+        if self.smtp_invoicing_connected:
+            self.action_verify()
+        else:  # no password to verify with: its owner types it on the connect page
+            self._smtp_invoicing_ask_owner()
         action = self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.action_smtp_invoicing_mail_servers")
         form = self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing")
         action.update(res_id=self.id, view_mode="form", views=[(form.id, "form")])

@@ -115,7 +115,7 @@ class IrMailServer(models.Model):
                 deadline=deadline,
             )
         except UserError as error:
-            self._smtp_invoicing_mark_failed(error.args[0])
+            self._smtp_invoicing_mark_failed(error.args[0], error)
             raise
         except smtp.SmtpCheckError as error:
             message = self._smtp_invoicing_reason_message(error)
@@ -123,7 +123,7 @@ class IrMailServer(models.Model):
                 _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
             else:
                 self._smtp_invoicing_note_failure(error)
-                self._smtp_invoicing_mark_failed(message)
+                self._smtp_invoicing_mark_failed(message, error)
             raise UserError(message) from None
         sender = email_normalize(self.sender_email)
         connection.smtp_invoicing_mailbox = True  # read by _prepare_email_message()
@@ -308,8 +308,50 @@ class IrMailServer(models.Model):
         if message:
             raise UserError(message)
 
-    def _smtp_invoicing_notify_admins(self, message):
-        """Give each Settings administrator of the mailbox's company an activity to fix it (once)."""
+    def _smtp_invoicing_ask_to_fix(self, message, owner=False):
+        """Give the one person who can fix the failure ``message`` a to-do, once.
+
+        ``owner``: the owner fixes it on the connect page (password or sign-in refused or
+        missing); otherwise a Settings administrator of the mailbox's company does
+        (``_smtp_invoicing_fixing_admin``). A to-do of someone else for an earlier failure
+        of this mailbox is removed: one failure, one to-do. The summary says whether the
+        mailbox could ever send: "cannot send yet" before its first verification, "can no
+        longer send" after.
+        """
+        self.ensure_one()
+        server = self.sudo()
+        fixer = server.smtp_invoicing_owner_id if owner else server._smtp_invoicing_fixing_admin()
+        todos = server.activity_ids.filtered(
+            lambda activity: activity.activity_type_id == server._smtp_invoicing_activity_type()
+        )
+        superseded = todos.filtered(lambda activity: activity.user_id != fixer)
+        superseded.unlink()
+        if not fixer or todos - superseded:
+            return
+        was_verified = bool(server.smtp_invoicing_verified_at)
+        if owner:
+            summary = (
+                _("Mailbox can no longer send: connect it again")
+                if was_verified
+                else _("Mailbox cannot send yet: connect it")
+            )
+            server._smtp_invoicing_ask_owner(message, summary=summary)
+            return
+        server.activity_schedule(
+            activity_type_id=server._smtp_invoicing_activity_type().id,
+            summary=_("Mailbox can no longer send: fix and verify it")
+            if was_verified
+            else _("Mailbox cannot send yet: fix and verify it"),
+            note=_(
+                "%(message)s Its mails wait in the queue and leave by themselves once the mailbox is verified.",
+                message=message,
+            ),
+            user_id=fixer.id,
+        )
+
+    def _smtp_invoicing_fixing_admin(self):
+        """The Settings administrator of the mailbox's company who is asked to fix it: who
+        requested its last verification, else who created it, else the first one."""
         self.ensure_one()
         admins = (
             self.env.ref("base.group_system")
@@ -322,20 +364,10 @@ class IrMailServer(models.Model):
                 )
             )
         )
-        pending = self.activity_ids.filtered(
-            lambda activity: activity.activity_type_id == self._smtp_invoicing_activity_type()
-        )
-        for admin in admins - pending.user_id:
-            self.activity_schedule(
-                activity_type_id=self._smtp_invoicing_activity_type().id,
-                summary=_("Mailbox can no longer send: fix and verify it"),
-                note=_(
-                    "%(message)s Its mails wait in the queue and leave by themselves once the mailbox is "
-                    "verified again.",
-                    message=message,
-                ),
-                user_id=admin.id,
-            )
+        for candidate in (self.smtp_invoicing_requested_by_id, self.create_uid):
+            if candidate in admins:
+                return candidate
+        return admins.sorted("id")[:1]
 
     def _smtp_invoicing_activity_type(self):
         return self.env.ref("mail.mail_activity_data_todo")

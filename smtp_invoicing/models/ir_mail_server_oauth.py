@@ -12,7 +12,7 @@ from odoo.tools import SQL, email_normalize
 from odoo.tools.misc import hash_sign, verify_hash_signed
 
 from ..lib import crypto, oauth, smtp
-from .ir_mail_server_password import secret_box
+from .ir_mail_server_password import MissingSecret, secret_box
 
 _logger = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class IrMailServer(models.Model):
             return secret_box().decrypt(token, self._smtp_invoicing_token_context(column))
         except _SECRET_ERRORS as error:
             _logger.warning("OAuth token of mail server %s cannot be decrypted: %s", self.id, error)
-            raise UserError(self._smtp_invoicing_sign_in_message()) from None
+            raise MissingSecret(self._smtp_invoicing_sign_in_message()) from None
 
     def _smtp_invoicing_forget_access_token(self):
         self.env.cr.execute(
@@ -512,7 +512,7 @@ class IrMailServer(models.Model):
                 return access
         refresh = server._smtp_invoicing_token(_TOKEN_COLUMNS[0])
         if not refresh:
-            raise UserError(server._smtp_invoicing_sign_in_message())
+            raise MissingSecret(server._smtp_invoicing_sign_in_message())
         try:
             if server.smtp_invoicing_auth_kind == "microsoft":
                 new_refresh, access, expires = server._fetch_outlook_access_token(refresh)
@@ -558,12 +558,15 @@ class IrMailServer(models.Model):
         self._smtp_invoicing_note_failure(error)
         return super()._smtp_invoicing_record_verification(error)
 
-    def _smtp_invoicing_mark_failed(self, message):
-        """A sign-in that no longer works is the owner's to renew: they get a to-do too."""
-        result = super()._smtp_invoicing_mark_failed(message)
-        if self.smtp_invoicing_sign_in_again:
-            self._smtp_invoicing_ask_owner(message)
-        return result
+    def _smtp_invoicing_owner_reasons(self):
+        """A sign-in that no longer works is the owner's to renew."""
+        return super()._smtp_invoicing_owner_reasons() | SIGN_IN_REASONS | {"oauth_refused"}
+
+    def _smtp_invoicing_no_secret_message(self):
+        """An OAuth mailbox nobody signed in to: its owner signs in."""
+        if self.smtp_invoicing_auth_kind in OAUTH_KINDS:
+            return self._smtp_invoicing_sign_in_message()
+        return super()._smtp_invoicing_no_secret_message()
 
     def _smtp_invoicing_reason_message(self, error):
         """Words for the OAuth reasons; the others as before."""
@@ -620,21 +623,22 @@ class IrMailServer(models.Model):
     # ------------------------------------------------------------------
 
     def _smtp_invoicing_connect_activities(self):
+        """The owner's to-dos on this mailbox: connecting it is what they ask for."""
         return self.activity_ids.filtered(
             lambda activity: (
                 activity.activity_type_id == self._smtp_invoicing_activity_type()
-                and activity.summary == self._smtp_invoicing_connect_summary()
+                and activity.user_id == self.smtp_invoicing_owner_id
             )
         )
 
     def _smtp_invoicing_connect_summary(self):
         return _("Connect your mailbox")
 
-    def _smtp_invoicing_ask_owner(self, reason=None):
+    def _smtp_invoicing_ask_owner(self, reason=None, summary=None):
         """Give the owner a to-do (and its notification) with the connect link, once."""
         for server in self.sudo():
             owner = server.smtp_invoicing_owner_id
-            if not owner or server._smtp_invoicing_connect_activities().filtered(lambda a, o=owner: a.user_id == o):
+            if not owner or server._smtp_invoicing_connect_activities():
                 continue
             link = server.smtp_invoicing_connect_url
             if server.smtp_invoicing_auth_kind in OAUTH_KINDS:
@@ -650,7 +654,7 @@ class IrMailServer(models.Model):
             note = Markup('<p>%s</p><p><a href="%s">%s</a></p>') % (text, link, link)
             server.activity_schedule(
                 activity_type_id=server._smtp_invoicing_activity_type().id,
-                summary=server._smtp_invoicing_connect_summary(),
+                summary=summary or server._smtp_invoicing_connect_summary(),
                 note=note,
                 user_id=owner.id,
             )

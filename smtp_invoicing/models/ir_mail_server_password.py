@@ -8,6 +8,11 @@ from ..lib import crypto, keys
 _logger = logging.getLogger(__name__)
 
 
+class MissingSecret(UserError):
+    """The mailbox has no usable secret (none saved, or this server cannot decrypt it):
+    its owner types the password or signs in again on the connect page."""
+
+
 def secret_box():
     """The SecretBox of this Odoo server's keys (see lib/keys.py for their sources)."""
     return keys.secret_box(tools.config.get(crypto.CONFIG_OPTION), tools.config["data_dir"])
@@ -97,7 +102,7 @@ class IrMailServer(models.Model):
             return secret_box().decrypt(token, self._smtp_invoicing_secret_context())
         except (crypto.SecretError, ValueError) as error:
             _logger.warning("Password of mail server %s cannot be decrypted: %s", self.id, error)
-            raise UserError(self._smtp_invoicing_secret_message()) from None
+            raise MissingSecret(self._smtp_invoicing_secret_message()) from None
 
     def _smtp_invoicing_secret_message(self):
         return _(

@@ -13,6 +13,7 @@ from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
 from ..lib import smtp
+from .ir_mail_server_password import MissingSecret
 
 _logger = logging.getLogger(__name__)
 
@@ -28,6 +29,10 @@ DEFAULT_BUDGET = 120
 # Minutes before re-checking a mailbox whose last check failed for a temporary
 # reason, by number of consecutive such failures; the last value repeats.
 CHECK_BACKOFF_MINUTES = (10, 30, 60, 120, 240)
+# Failures the mailbox's owner fixes on its connect page (a new password or sign-in), with
+# MissingSecret; every other failure (server, certificate, sender, licence, app settings)
+# is a Settings administrator's.
+OWNER_REASONS = frozenset({"auth_failed", "app_password_required"})
 
 # Chatter notes of the verification results recorded together, {server id: [bodies]}:
 # written by _smtp_invoicing_record_leases with one _message_log_batch per round.
@@ -103,16 +108,30 @@ class IrMailServer(models.Model):
     )
     smtp_invoicing_check_failures = fields.Integer(readonly=True, copy=False)
     smtp_invoicing_lease_until = fields.Datetime(readonly=True, copy=False)
+    smtp_invoicing_requested_by_id = fields.Many2one(
+        "res.users",
+        string="Verification Requested By",
+        readonly=True,
+        copy=False,
+        help="Who asked for the last verification: told of its result as soon as it is known.",
+    )
 
     def action_verify(self):
-        """Queue the verification of the selected mailboxes (button and list action)."""
+        """Queue the verification of the selected mailboxes (button and list action).
+
+        A mailbox without secret is refused here: its check could only fail.
+        """
         mailboxes = self.filtered("smtp_invoicing_mailbox")
         if not mailboxes:
             raise UserError(_("Only own-mailbox SMTP settings can be verified here."))
+        for server in mailboxes:
+            if not server.smtp_invoicing_connected:
+                raise UserError(server._smtp_invoicing_no_secret_message())
         mailboxes.write(
             {
                 "verification_state": "pending",
-                "verification_message": _("Verification requested; it runs in the background in a few seconds."),
+                "verification_message": _("Verification requested; the result shows here in a few seconds."),
+                "smtp_invoicing_requested_by_id": self.env.uid,
                 "smtp_invoicing_next_check_at": fields.Datetime.now(),
                 "smtp_invoicing_check_warning": False,
                 "smtp_invoicing_check_failures": 0,
@@ -122,6 +141,15 @@ class IrMailServer(models.Model):
             server._message_log(body=_("Verification requested."))
         self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger()
         return True
+
+    def _smtp_invoicing_no_secret_message(self):
+        """Why a mailbox without secret cannot be verified, and who gives it one."""
+        self.ensure_one()
+        return _(
+            "“%(name)s” has no password yet: type it in the form (or let its owner type it on the mailbox's "
+            "connect page), then verify again.",
+            name=self.name,
+        )
 
     def _smtp_invoicing_reset_verification(self):
         """Settings changed: back to Draft; a check under way will not record its stale result."""
@@ -282,29 +310,64 @@ class IrMailServer(models.Model):
                 token = _PENDING_NOTES.set(notes)
                 try:
                     with cr.savepoint():
+                        # a requested check (Verify) has its result: who asked is told, once saved
+                        requested = servers.filtered(lambda server: server.verification_state == "pending")
                         for server, (_lease, error) in zip(servers, outcomes, strict=True):
                             server._smtp_invoicing_record_verification(error)
                         while any(notes.values()):
                             bodies = {server_id: lines.pop(0) for server_id, lines in notes.items() if lines}
                             servers.browse(list(bodies))._message_log_batch(bodies)
                         env.flush_all()
-                    return
                 except Exception:
                     env.invalidate_all()
+                else:
+                    requested._smtp_invoicing_tell_requester()
+                    return
                 finally:
                     _PENDING_NOTES.reset(token)
                 for server, (_lease, error) in zip(servers, outcomes, strict=True):
                     try:
                         with cr.savepoint():
+                            requested = server.verification_state == "pending"
                             server._smtp_invoicing_record_verification(error)
                             env.flush_all()
                     except Exception:  # one mailbox must not stop the others
                         _logger.exception("Mail server %s: the verification result could not be saved", server.id)
                         env.invalidate_all()
+                    else:
+                        if requested:
+                            server._smtp_invoicing_tell_requester()
         except Exception:  # the database itself is gone: the leases expire, the next run checks again
             _logger.exception(
                 "Verification results could not be saved: %s", [lease.server_id for lease, _e in outcomes]
             )
+
+    def _smtp_invoicing_tell_requester(self):
+        """Tell who requested the verification of these mailboxes its result, in their language:
+        a notification, and their open form of the mailbox reloads (static/src/mailbox_form.js).
+
+        Sent on the bus in the transaction that records the result: delivered once it is
+        committed, never for a result that was not saved.
+        """
+        bus = self.env["bus.bus"].sudo()
+        for server in self:
+            user = server.smtp_invoicing_requested_by_id
+            if not user.active or user.share:
+                continue
+            env = server.with_context(lang=user.lang).env
+            state = dict(server._fields["verification_state"]._description_selection(env))[server.verification_state]
+            if server.verification_state == "verified":
+                message, kind = env._("%(name)s: %(state)s", name=server.name, state=state), "success"
+            else:
+                message = env._(
+                    "%(name)s: %(state)s — %(reason)s",
+                    name=server.name,
+                    state=state,
+                    reason=server.verification_message or "",
+                )
+                kind = "danger"
+            bus._sendone(user.partner_id, "simple_notification", {"message": message, "type": kind, "sticky": False})
+            bus._sendone(user.partner_id, "smtp_invoicing.mailbox_checked", {"id": server.id})
 
     def _smtp_invoicing_credentials(self):
         """Return the login of this mailbox for ``smtp.open_session``/``smtp.verify``: user and password.
@@ -314,7 +377,7 @@ class IrMailServer(models.Model):
         self.ensure_one()
         password = self._smtp_invoicing_password()
         if not password:
-            raise UserError(_("Enter the password of the mailbox, then verify again."))
+            raise MissingSecret(_("Enter the password of the mailbox, then verify again."))
         return {"user": self.sudo().smtp_user, "password": password}
 
     def _smtp_invoicing_verify_request(self):
@@ -361,7 +424,7 @@ class IrMailServer(models.Model):
                     "Unexpected error during the verification. Try again; "
                     "if it persists, contact your Odoo administrator."
                 )
-            server._smtp_invoicing_mark_failed(message)
+            server._smtp_invoicing_mark_failed(message, error)
         server.smtp_invoicing_lease_until = False
 
     def _smtp_invoicing_mark_verified(self):
@@ -417,8 +480,9 @@ class IrMailServer(models.Model):
             )
         self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger(at=next_check)
 
-    def _smtp_invoicing_mark_failed(self, message):
-        """A person must act: Failed, no automatic re-check, administrators asked to fix it."""
+    def _smtp_invoicing_mark_failed(self, message, error=None):
+        """A person must act: Failed, no automatic re-check, the person who can fix ``error``
+        asked to (``_smtp_invoicing_ask_to_fix``)."""
         self.ensure_one()
         self._smtp_invoicing_set_state(
             "failed",
@@ -427,7 +491,20 @@ class IrMailServer(models.Model):
             smtp_invoicing_check_warning=False,
             smtp_invoicing_check_failures=0,
         )
-        self._smtp_invoicing_notify_admins(message)
+        self._smtp_invoicing_ask_to_fix(message, owner=self._smtp_invoicing_owner_fixes(error))
+
+    def _smtp_invoicing_owner_reasons(self):
+        return OWNER_REASONS
+
+    def _smtp_invoicing_owner_fixes(self, error):
+        """True when the mailbox's owner can fix the failure ``error`` on its connect page:
+        the secret is missing or refused, and the mailbox has an owner."""
+        self.ensure_one()
+        if not self.smtp_invoicing_owner_id:
+            return False
+        if isinstance(error, MissingSecret):
+            return True
+        return isinstance(error, smtp.SmtpCheckError) and error.reason in self._smtp_invoicing_owner_reasons()
 
     def _smtp_invoicing_timeouts(self):
         params = self.env["ir.config_parameter"].sudo()
