@@ -28,9 +28,7 @@ def _uninstall_release_mailboxes(env):
 def _uninstall_release_templates(env, mailboxes):
     """Templates that chose an own mailbox go back to Odoo's default routing (their per-company
     lines go with the module's tables)."""
-    templates = (
-        env["mail.template"].with_context(active_test=False).search([("mail_server_id", "in", mailboxes.ids)])
-    )
+    templates = env["mail.template"].with_context(active_test=False).search([("mail_server_id", "in", mailboxes.ids)])
     lines = env["smtp_invoicing.template.mailbox"].search([])
     for template in templates | lines.template_id:
         _logger.info(

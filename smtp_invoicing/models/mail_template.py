@@ -113,9 +113,7 @@ class MailTemplate(models.Model):
         (``INV/2026/00005.pdf``); the name comes from account's
         ``_get_invoice_report_filename``, as for Send & Print.
         """
-        render_results = super()._generate_template_attachments(
-            res_ids, render_fields, render_results=render_results
-        )
+        render_results = super()._generate_template_attachments(res_ids, render_fields, render_results=render_results)
         reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
         if self != reminder or "report_template_ids" not in render_fields:
             return render_results
