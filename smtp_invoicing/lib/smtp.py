@@ -21,6 +21,8 @@ import threading
 import time
 from concurrent import futures
 
+from .presets import PRESETS
+
 _logger = logging.getLogger(__name__)
 
 REASONS = (
@@ -244,13 +246,37 @@ def mail_reason(code, text):
     return "protocol_error"
 
 
+# Host names of the provider presets (sending and incoming): they exist, so a resolver that
+# says otherwise is not working here (offline machine, filtering DNS), not a typo.
+KNOWN_HOSTS = frozenset(host for preset in PRESETS.values() for host in (preset["host"], preset["imap_host"]))
+# getaddrinfo() codes of a resolver that could not answer now (EAI_AGAIN: no DNS reachable
+# or a timeout; EAI_FAIL: a server failure, SERVFAIL); EAI_NONAME/EAI_NODATA say the name
+# has no address.
+_DNS_UNAVAILABLE_CODES = frozenset({socket.EAI_AGAIN, socket.EAI_FAIL})
+
+
+def dns_reason(error, host):
+    """``dns_unavailable`` or ``dns``: the reason of ``error``, a ``socket.gaierror`` resolving ``host``.
+
+    Only a resolver's temporary failure, or a known provider host it cannot find, is
+    ``dns_unavailable`` (Odoo tries again by itself); any other name is reported as one
+    that does not exist, for a person to correct.
+    """
+    if error.errno in _DNS_UNAVAILABLE_CODES:
+        return "dns_unavailable"
+    if (host or "").strip().lower().rstrip(".") in KNOWN_HOSTS:
+        return "dns_unavailable"
+    return "dns"
+
+
 def is_temporary(reason):
     """True when ``reason`` (a SmtpCheckError reason) may heal without anybody acting."""
     return reason in TEMPORARY_REASONS
 
 
-def _classify(exc, stage, secrets=()):
-    """Map a low-level exception to a SmtpCheckError (``stage``: connect, tls, auth, mail)."""
+def _classify(exc, stage, secrets=(), host=None):
+    """Map a low-level exception to a SmtpCheckError (``stage``: connect, tls, auth, mail; ``host``: the
+    name being connected to)."""
     if isinstance(exc, smtplib.SMTPResponseException):
         text = _scrub(_text(exc.smtp_error), secrets)
         code = exc.smtp_code
@@ -266,9 +292,7 @@ def _classify(exc, stage, secrets=()):
     if isinstance(exc, ssl.SSLError):
         return SmtpCheckError("wrong_protocol", detail=detail)
     if isinstance(exc, socket.gaierror):
-        # EAI_AGAIN: the resolver did not answer, the name may well exist
-        reason = "dns_unavailable" if exc.errno == socket.EAI_AGAIN else "dns"
-        return SmtpCheckError(reason, detail=detail)
+        return SmtpCheckError(dns_reason(exc, host), detail=detail)
     if isinstance(exc, ConnectionRefusedError):
         return SmtpCheckError("refused", detail=detail)
     if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, TimeoutError):
@@ -439,7 +463,7 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
         raise _expired_error(error, deadline)  # noqa: B904 (may be error itself: keep its context)
     except Exception as exc:
         connection.close()
-        error = _classify(exc, stage, (password, access_token))
+        error = _classify(exc, stage, (password, access_token), host=host)
         if error is None:
             raise
         raise _expired_error(error, deadline) from exc

@@ -536,7 +536,7 @@ class IrMailServer(models.Model):
             ),
             "network": _("The connection to %(host)s was interrupted. Try again in a few minutes.", **params),
             "dns_unavailable": _(
-                "The name of the server %(host)s could not be looked up right now (DNS did not answer).", **params
+                "The name of the server %(host)s could not be looked up right now: DNS is not answering.", **params
             ),
             "protocol_error": _("The server %(host)s answered unexpectedly: %(detail)s", **params),
         }
