@@ -1,7 +1,5 @@
 import logging
 
-from odoo import _
-
 _logger = logging.getLogger(__name__)
 
 
@@ -56,7 +54,7 @@ def _uninstall_stop_waiting_mails(env, mailboxes):
     )
     if not mails:
         return
-    reason = _(
+    reason = env._(
         "Not sent: the module SMTP Invoicing was uninstalled while this email waited for its own mailbox. "
         "Send it again to let Odoo's default outgoing server carry it."
     )

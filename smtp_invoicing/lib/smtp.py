@@ -14,7 +14,7 @@ import itertools
 import json
 import logging
 import re
-import select
+import selectors
 import smtplib
 import socket
 import ssl
@@ -272,9 +272,11 @@ class _GuardedSMTP(smtplib.SMTP):
         SMTP in clear, not TLS) and is awaited on the first connection as before.
         """
         window = min(PROBE_SECONDS, (timeout or PROBE_SECONDS * 2) / 2)
-        poller = select.poll()  # not select.select(): a worker's descriptors may pass FD_SETSIZE
-        poller.register(sock, select.POLLIN)
-        if not poller.poll(window * 1000) and _speaks_smtp_over_tls(host, port, window):
+        # selectors, not select.select(): a worker's descriptors may pass FD_SETSIZE
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            greeted = bool(selector.select(window))
+        if not greeted and _speaks_smtp_over_tls(host, port, window):
             raise SmtpCheckError("expects_ssl", detail="no greeting in clear text; SMTP greets inside TLS")
 
 
