@@ -201,20 +201,23 @@ def _speaks_smtp_over_tls(host, port, seconds):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    guard = _Deadline(seconds * 2)  # a server dripping its handshake is cut too
     try:
-        with (
-            socket.create_connection((host, port), seconds) as raw,
-            context.wrap_socket(raw, server_hostname=host) as tls,
-        ):
-            if not _read_line(tls).startswith(b"220"):
-                return False
-            tls.sendall(b"QUIT\r\n")
-            with contextlib.suppress(OSError):
-                while tls.recv(512):
-                    pass
-            return True
+        with socket.create_connection((host, port), seconds) as raw:
+            guard.attach(raw)
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                if not _read_line(tls).startswith(b"220"):
+                    return False
+                tls.sendall(b"QUIT\r\n")
+                with contextlib.suppress(OSError):
+                    for _reply in range(4):  # the 221, then the end of the session
+                        if not tls.recv(512):
+                            break
+                return True
     except (OSError, ValueError):
         return False
+    finally:
+        guard.cancel()
 
 
 def _read_line(sock):
@@ -233,11 +236,15 @@ def _greets_in_plain(host, port, seconds):
 
     A new connection, read only: nothing is sent.
     """
+    guard = _Deadline(seconds)
     try:
         with socket.create_connection((host, port), seconds) as raw:
+            guard.attach(raw)
             return _read_line(raw).startswith(b"220")
     except OSError:
         return False
+    finally:
+        guard.cancel()
 
 
 class _GuardedSMTP(smtplib.SMTP):
