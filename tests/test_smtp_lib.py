@@ -13,7 +13,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from smtp_servers import DripServer, Pki, SilentListener, SmtpServer, closed_port
+from smtp_servers import DripServer, Pki, SilentListener, SlowGreetingServer, SmtpServer, closed_port
 
 # The lib package is loaded by path under another name: importing the addon would import Odoo.
 _LIB_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
@@ -181,6 +181,14 @@ def test_starttls_on_implicit_tls_port_expects_ssl_before_the_timeout(pki):
         error = check(srv, pki, protocol="starttls", timeout=20, deadline=60)
     assert error.reason == "expects_ssl", error
     assert srv.auth_attempts == [] and srv.messages == []
+
+
+def test_server_slow_to_greet_is_not_taken_for_an_implicit_tls_port():
+    """A STARTTLS server greeting after the probe's silence (1 s of a 2 s timeout) is still talked to: the TLS
+    probe meets clear text, and the check goes on to EHLO (here: no STARTTLS offered), no protocol hint."""
+    with SlowGreetingServer(delay=1.5) as slow, pytest.raises(smtp.SmtpCheckError) as caught:
+        smtp.verify("127.0.0.1", slow.port, "starttls", USER, PASSWORD, SENDER, timeout=2, deadline=10)
+    assert caught.value.reason == "no_starttls", caught.value
 
 
 def test_closed_port_is_refused():
