@@ -525,6 +525,34 @@ class SilentListener(_TcpServer):
                 self._open -= 1
 
 
+class SlowGreetingServer(_TcpServer):
+    """Greets in clear text only after ``delay`` seconds, then answers EHLO without STARTTLS.
+
+    Records in ``greeted`` the connections it greeted.
+    """
+
+    def __init__(self, delay):
+        super().__init__()
+        self.delay = delay
+        self.greeted = 0
+
+    def _serve(self, conn):
+        threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn):
+        if self._stop.wait(self.delay):
+            return
+        try:
+            conn.sendall(b"220 slow.test ESMTP\r\n")
+            self.greeted += 1
+            conn.settimeout(5)
+            if conn.recv(512).upper().startswith(b"EHLO"):
+                conn.sendall(b"250 slow.test\r\n")
+                conn.recv(512)
+        except OSError:
+            return
+
+
 class DripServer(_TcpServer):
     """Sends an endless multi-line 220 greeting one byte every ``interval`` seconds."""
 

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import re
 import smtplib
+import socket
 import ssl
 import sys
 import threading
@@ -351,6 +352,17 @@ class _GmailImapDisabled:
     def __exit__(self, *exc_info):
         self._listener.close()
         self._thread.join(5)
+
+
+def test_dns_not_answering_is_told_apart_from_a_wrong_imap_host():
+    """IMAP shares SMTP's DNS classification: resolver down or a provider's host not found is dns_unavailable."""
+    not_found = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert imap.classify_error(not_found).reason == "dns"
+    assert imap._classify(not_found, host="imap.gmial.com").reason == "dns"
+    assert imap._classify(not_found, host="imap.gmail.com").reason == "dns_unavailable"
+    assert imap._classify(socket.gaierror(socket.EAI_AGAIN, "try again"), host="mail.acme.fr").reason == (
+        "dns_unavailable"
+    )
 
 
 def test_gmail_imap_disabled_has_its_own_reason(pki):

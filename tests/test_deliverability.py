@@ -116,6 +116,29 @@ def test_results_are_cached_and_reserved_domains_only_asked_to_configured_namese
     assert {r.reason for r in reserved} == {"reserved"}
 
 
+def test_public_mailbox_domains_have_nothing_to_configure():
+    """Gmail, GMX, Orange, Proton... addresses: nothing to configure, no DNS asked, no record to add."""
+    with DnsServer({}) as server:
+        reports = [
+            check(server, email)
+            for email in ("acme.factures@gmail.com", "acme@gmx.de", "acme@orange.fr", "acme@proton.me", "a@yahoo.fr")
+        ]
+        asked = len(server.queries)
+        company = check(server, "factures@acme-billing.fr")
+    assert {(report.level, report.reason) for report in reports} == {("good", "public")}
+    assert asked == 0
+    assert (company.level, company.reason) == ("bad", None)
+
+
+def test_spf_advice_names_a_mechanism_that_can_work():
+    """Providers get their include, public IP hosts an ip4:/ip6: range, localhost and private addresses none."""
+    assert deliverability.spf_mechanism("smtp.gmail.com") == "include:_spf.google.com"
+    assert deliverability.spf_mechanism("80.67.169.12") == "ip4:80.67.169.12"
+    assert deliverability.spf_mechanism("2001:4860:4860::8888") == "ip6:2001:4860:4860::8888"
+    for host in ("localhost", "127.0.0.1", "::1", "192.168.1.10", "10.0.0.2"):
+        assert deliverability.spf_mechanism(host) is None, host
+
+
 def test_parse_nameservers():
     """Nameserver settings accept ip, ip:port and [ipv6]:port."""
     assert deliverability.parse_nameservers("127.0.0.1:5353, ::1, [::1]:54") == [
@@ -158,3 +181,17 @@ class TestDeliverabilityField(MailboxCase):
             form.sender_email = "factures@no-spf.fr"
             self.assertEqual(form.smtp_invoicing_deliverability, "bad")
             self.assertIn("v=spf1 include:_spf.google.com ~all", form.smtp_invoicing_deliverability_message)
+
+    def test_form_gives_no_record_to_add_for_public_domains_ip_or_localhost_hosts(self):
+        """A Gmail address gets "nothing to configure"; an IP host gets ip4:, localhost no include: advice."""
+        mailbox = self.create_mailbox(sender_email="acme.factures@gmail.com", smtp_host="smtp.gmail.com")
+        self.assertEqual(mailbox.smtp_invoicing_deliverability, "good")
+        self.assertIn("nothing to configure", mailbox.smtp_invoicing_deliverability_message)
+        self.assertNotIn("v=spf1", mailbox.smtp_invoicing_deliverability_message)
+        self.assertNotIn("DMARC1", mailbox.smtp_invoicing_deliverability_message)
+        mailbox.write({"sender_email": "factures@no-spf.fr", "smtp_host": "80.67.169.12"})
+        self.assertIn("v=spf1 ip4:80.67.169.12 ~all", mailbox.smtp_invoicing_deliverability_message)
+        self.assertNotIn("include:", mailbox.smtp_invoicing_deliverability_message)
+        mailbox.write({"sender_email": "factures@acme-billing.fr", "smtp_host": "localhost"})
+        self.assertEqual(mailbox.smtp_invoicing_deliverability, "warning")
+        self.assertNotIn("include:", mailbox.smtp_invoicing_deliverability_message)

@@ -1,5 +1,7 @@
 """Sending invoices through own mailboxes, end to end, and keeping mailboxes to their templates."""
 
+from email.utils import getaddresses
+
 import odoo
 from odoo.exceptions import ValidationError
 
@@ -42,7 +44,6 @@ class TestSending(SmtpInvoicingCase):
         self.assertIn("customer@client.test", message["To"])
         self.assertIn(invoice.name, message["Subject"])
         self.assertTrue(message["Reply-To"])
-        self.assertNotIn(MAILBOX_LOGIN, message["Reply-To"])
         pdfs = [part for part in message.iter_attachments() if part.get_content_type() == "application/pdf"]
         self.assertEqual(len(pdfs), 1)
         self.assertTrue(pdfs[0].get_content().startswith(b"%PDF"))
@@ -142,3 +143,38 @@ class TestSending(SmtpInvoicingCase):
             [core.id],
         )
         self.assertEqual(self.env.cr.fetchone(), ("relay-secret", None, None, "draft"))
+
+
+class TestReplyTo(SmtpInvoicingCase):
+    """Where replies to a mail from an own mailbox go, as the customer's mail client reads it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.partner_a.email = "customer@client.test"
+
+    def setUp(self):
+        super().setUp()
+        self.invoice_mailbox()
+
+    def reply_to(self, invoice):
+        self.send_and_print(invoice)
+        self.assertEqual(len(self.server.messages), 1)
+        return self.server.messages[0].message["Reply-To"]
+
+    def test_reply_to_is_the_alias_where_the_company_has_an_alias_domain(self):
+        """With an alias domain, Reply-To is core's alias of the invoice: replies reach its chatter."""
+        self.company.alias_domain_id = self.env["mail.alias.domain"].create({"name": "acme-replies.test"})
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        expected = invoice._notify_get_reply_to()[invoice.id]
+        self.assertIn("@acme-replies.test", expected)
+        reply_to = self.reply_to(invoice)
+        self.assertEqual([(a.display_name, a.addr_spec) for a in reply_to.addresses], getaddresses([expected]))
+
+    def test_reply_to_is_the_mailbox_without_an_alias_domain(self):
+        """Without an alias domain, Reply-To is the mailbox's sender, never the author (here OdooBot)."""
+        self.company.alias_domain_id = False
+        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoice.invoice_user_id = self.env.ref("base.user_root")
+        reply_to = self.reply_to(invoice)
+        self.assertEqual([(a.display_name, a.addr_spec) for a in reply_to.addresses], [("ACME Billing", MAILBOX_LOGIN)])

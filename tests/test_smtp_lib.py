@@ -1,8 +1,10 @@
 """smtp_invoicing/lib/smtp.py against real SMTP servers on 127.0.0.1 (pure, no Odoo)."""
 
+import importlib
 import importlib.util
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -11,13 +13,17 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from smtp_servers import DripServer, Pki, SilentListener, SmtpServer, closed_port
+from smtp_servers import DripServer, Pki, SilentListener, SlowGreetingServer, SmtpServer, closed_port
 
-# Loaded by path: importing the addon package would import Odoo.
-_LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib", "smtp.py")
-_spec = importlib.util.spec_from_file_location("smtp_invoicing_lib_smtp", _LIB)
-smtp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(smtp)
+# The lib package is loaded by path under another name: importing the addon would import Odoo.
+_LIB_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
+_LIB = os.path.join(_LIB_DIR, "smtp.py")
+_spec = importlib.util.spec_from_file_location(
+    "smtp_invoicing_lib", os.path.join(_LIB_DIR, "__init__.py"), submodule_search_locations=[_LIB_DIR]
+)
+sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
+smtp = importlib.import_module("smtp_invoicing_lib.smtp")
 
 USER, PASSWORD, SENDER = "billing@example.com", "s3cr3t-Pässwörd", "billing@example.com"
 GMAIL_534 = (
@@ -159,23 +165,30 @@ def test_plain_server_offering_auth_gets_no_credentials(pki):
     assert srv.auth_attempts == [] and "AUTH" not in srv.commands
 
 
-def test_ssl_on_starttls_port_is_wrong_protocol(pki):
-    """Implicit TLS spoken to a STARTTLS port is wrong_protocol, immediately."""
+def test_ssl_on_starttls_port_expects_starttls(pki):
+    """SSL spoken to a STARTTLS port (587: a clear-text greeting meets the TLS handshake) says the port
+    expects STARTTLS; no credentials sent."""
     with server(pki) as srv:
-        started = time.monotonic()
-        error = check(srv, pki, protocol="ssl", timeout=5)
-    assert error.reason == "wrong_protocol"
-    assert time.monotonic() - started < 2
-
-
-def test_starttls_on_implicit_tls_port_is_bounded_timeout(pki):
-    """STARTTLS spoken to an implicit-TLS port waits for a greeting that never comes: timeout, bounded."""
-    with server(pki, mode="ssl") as srv:
-        started = time.monotonic()
-        error = check(srv, pki, protocol="starttls", timeout=1, deadline=3)
-    assert error.reason == "timeout" and "implicit-TLS" in error.detail
-    assert time.monotonic() - started < 2.5
+        error = check(srv, pki, protocol="ssl", timeout=20, deadline=60)
+    assert error.reason == "expects_starttls", error
     assert srv.auth_attempts == []
+
+
+def test_starttls_on_implicit_tls_port_expects_ssl_before_the_timeout(pki):
+    """STARTTLS spoken to an implicit-TLS port (465: silent until a ClientHello) says the port expects SSL,
+    long before its 20-second timeout would have said "did not answer in time"; no credentials sent."""
+    with server(pki, mode="ssl") as srv:
+        error = check(srv, pki, protocol="starttls", timeout=20, deadline=60)
+    assert error.reason == "expects_ssl", error
+    assert srv.auth_attempts == [] and srv.messages == []
+
+
+def test_server_slow_to_greet_is_not_taken_for_an_implicit_tls_port():
+    """A STARTTLS server greeting after the probe's silence (1 s of a 2 s timeout) is still talked to: the TLS
+    probe meets clear text, and the check goes on to EHLO (here: no STARTTLS offered), no protocol hint."""
+    with SlowGreetingServer(delay=1.5) as slow, pytest.raises(smtp.SmtpCheckError) as caught:
+        smtp.verify("127.0.0.1", slow.port, "starttls", USER, PASSWORD, SENDER, timeout=2, deadline=10)
+    assert caught.value.reason == "no_starttls", caught.value
 
 
 def test_closed_port_is_refused():
@@ -192,14 +205,78 @@ def test_unresolvable_host_is_dns():
     assert caught.value.reason == "dns"
 
 
+def _gaierror(host, flags=0):
+    try:
+        socket.getaddrinfo(host, 587, flags=flags)
+    except socket.gaierror as error:
+        return error
+    raise AssertionError(host)
+
+
+def test_dns_reason_tells_a_resolver_down_from_a_name_that_does_not_exist():
+    """EAI_AGAIN/EAI_FAIL, or a provider's own host not found, is dns_unavailable (temporary); other names are dns."""
+    # a real EAI_NONAME, without asking any resolver
+    not_found = _gaierror("smtp.gmail.com", flags=socket.AI_NUMERICHOST)
+    assert not_found.errno == socket.EAI_NONAME
+    assert smtp.dns_reason(not_found, "smtp.gmial.com") == "dns"
+    assert smtp.dns_reason(not_found, "SMTP.Gmail.com.") == "dns_unavailable"
+    assert smtp.dns_reason(not_found, "outlook.office365.com") == "dns_unavailable"
+    for code in (socket.EAI_AGAIN, socket.EAI_FAIL):
+        assert smtp.dns_reason(socket.gaierror(code, "resolver"), "mail.acme-billing.fr") == "dns_unavailable"
+    assert smtp.is_temporary("dns_unavailable") and not smtp.is_temporary("dns")
+
+
+_RESOLVER_PROBE = """
+import importlib, importlib.util, os, sys
+spec = importlib.util.spec_from_file_location(
+    "smtp_lib", os.path.join(sys.argv[1], "__init__.py"), submodule_search_locations=[sys.argv[1]]
+)
+sys.modules["smtp_lib"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules["smtp_lib"])
+smtp = importlib.import_module("smtp_lib.smtp")
+try:
+    smtp.verify(sys.argv[2], 587, "starttls", "u@acme.fr", "pw", "u@acme.fr", timeout=5, deadline=10)
+except smtp.SmtpCheckError as error:
+    print("REASON", error.reason)
+"""
+
+
+def _verify_with_system_file(tmp_path, path, content, host):
+    """smtp.verify(host) in a child process that sees ``content`` as ``path`` (its own mount namespace):
+    the real getaddrinfo() with a resolver configuration of the test's choosing, /etc left untouched."""
+    replacement = tmp_path / os.path.basename(path)
+    replacement.write_text(content)
+    command = ["unshare", "--map-root-user", "--mount", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"']
+    command += ["sh", str(replacement), path, sys.executable, "-c", _RESOLVER_PROBE, _LIB_DIR, host]
+    if subprocess.run(["unshare", "--map-root-user", "--mount", "true"], capture_output=True).returncode:
+        pytest.skip("needs unprivileged user and mount namespaces (unshare)")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    reasons = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("REASON ")]
+    assert reasons, done.stdout + done.stderr
+    return reasons[0]
+
+
+def test_no_dns_reachable_is_dns_unavailable_end_to_end(tmp_path):
+    """Real getaddrinfo: a nameserver that does not answer (EAI_AGAIN) and a machine without DNS looking up
+    Gmail's host (EAI_NONAME) are dns_unavailable; nothing leaves loopback."""
+    dead_nameserver = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+    assert _verify_with_system_file(tmp_path, "/etc/resolv.conf", dead_nameserver, "mail.acme-billing.fr") == (
+        "dns_unavailable"
+    )
+    files_only = "hosts: files\n"
+    assert _verify_with_system_file(tmp_path, "/etc/nsswitch.conf", files_only, "smtp.gmail.com") == "dns_unavailable"
+    assert _verify_with_system_file(tmp_path, "/etc/nsswitch.conf", files_only, "smtp.gmial.com") == "dns"
+
+
 def test_silent_server_times_out():
-    """A server that never greets gives timeout after the socket timeout."""
+    """A server that never greets, nor speaks TLS, gives timeout after the socket timeout (and the implicit-TLS
+    probe: two half-timeouts); it is not taken for an implicit-TLS port."""
     with SilentListener() as listener:
         started = time.monotonic()
         with pytest.raises(smtp.SmtpCheckError) as caught:
             smtp.verify("127.0.0.1", listener.port, "starttls", USER, PASSWORD, SENDER, timeout=1, deadline=5)
     assert caught.value.reason == "timeout"
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 3
 
 
 def test_drip_server_is_cut_at_deadline():
@@ -240,11 +317,14 @@ def test_checks_in_flight_share_one_deadline_thread():
 
 
 _STACK_PROBE = """
-import importlib.util, resource, sys, threading
+import importlib, importlib.util, os, resource, sys, threading
 from concurrent import futures
-spec = importlib.util.spec_from_file_location("smtp_lib", sys.argv[1])
-smtp = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(smtp)
+spec = importlib.util.spec_from_file_location(
+    "smtp_lib", os.path.join(sys.argv[1], "__init__.py"), submodule_search_locations=[sys.argv[1]]
+)
+sys.modules["smtp_lib"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules["smtp_lib"])
+smtp = importlib.import_module("smtp_lib.smtp")
 with open("/proc/self/status") as status:
     size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
 # as Odoo's limit_memory_hard does, with room for 256 threads of 2 MB, not of 8 MB
@@ -267,7 +347,7 @@ def test_check_threads_fit_in_odoo_memory_limit():
     """256 checks start their threads within 1 GB of address space (Odoo's limit_memory_hard); 8 MB stacks do not."""
     env = dict(os.environ, MALLOC_ARENA_MAX="2")  # arenas reserve 64 MB each, more on more cores
     result = subprocess.run(
-        [sys.executable, "-c", _STACK_PROBE, _LIB], capture_output=True, text=True, timeout=120, env=env, check=True
+        [sys.executable, "-c", _STACK_PROBE, _LIB_DIR], capture_output=True, text=True, timeout=120, env=env, check=True
     )
     lines = result.stdout.splitlines()
     assert lines[0] == "check_pool started 256 threads", result.stdout + result.stderr

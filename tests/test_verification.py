@@ -92,6 +92,23 @@ class TestVerification(MailboxCase):
         mailbox = self.verify(self.create_mailbox(server))
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
 
+    def test_protocol_that_does_not_fit_the_port_says_which_to_choose(self):
+        """STARTTLS on an implicit-TLS port and SSL on a STARTTLS port: Failed, naming the encryption to choose,
+        with a 20-second timeout that would otherwise have said "did not answer in time"; no AUTH."""
+        self.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.verify_timeout", "20")
+        self.env["ir.config_parameter"].sudo().set_param("smtp_invoicing.verify_deadline", "60")
+        implicit = self.start_server(mode="ssl")
+        starttls = self.start_server()
+        on_465 = self.create_mailbox(implicit, smtp_encryption="starttls")
+        on_587 = self.create_mailbox(starttls, smtp_encryption="ssl")
+        (on_465 | on_587).action_verify()
+        self.run_verification_cron()
+        self.assertFailed(on_465, "expects SSL/TLS from the first byte")
+        self.assertIn("choose SSL/TLS", on_465.verification_message)
+        self.assertFailed(on_587, "expects STARTTLS")
+        self.assertIn("choose TLS (STARTTLS)", on_587.verification_message)
+        self.assertEqual(implicit.auth_attempts + starttls.auth_attempts, [])
+
     def test_wrong_password_fails_with_app_password_hint(self):
         """535 5.7.8: Failed, user name or password refused, with the App Password hint; one attempt only."""
         server = self.start_server(users={MAILBOX_LOGIN: "another"})

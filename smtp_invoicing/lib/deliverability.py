@@ -39,6 +39,45 @@ PROVIDER_INCLUDES = {
     "ssl0.ovh.net": ("mx.ovh.com",),
 }
 
+# Domains of public mailbox services: their owner publishes SPF and DMARC for its own servers,
+# the company has nothing to configure there (and could not). Exact domains, plus every
+# country domain of the services listed in PUBLIC_MAILBOX_PREFIXES (gmx.de, gmx.fr, yahoo.fr...).
+PUBLIC_MAILBOX_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "outlook.fr",
+        "hotmail.com",
+        "hotmail.fr",
+        "live.com",
+        "live.fr",
+        "msn.com",
+        "yahoo.com",
+        "ymail.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "web.de",
+        "orange.fr",
+        "wanadoo.fr",
+        "free.fr",
+        "laposte.net",
+        "sfr.fr",
+        "neuf.fr",
+        "bbox.fr",
+        "proton.me",
+        "protonmail.com",
+        "pm.me",
+        "zoho.com",
+        "mail.com",
+        "yandex.com",
+        "t-online.de",
+    }
+)
+PUBLIC_MAILBOX_PREFIXES = ("gmx.", "yahoo.", "hotmail.", "outlook.", "live.")
+
 # SPF states
 SPF_PASS = "pass"  # the record authorises the mailbox's provider
 SPF_NOT_LISTED = "not_listed"  # a record exists but does not name the provider
@@ -66,7 +105,9 @@ class Report:
     spf_record: str | None = None
     dmarc: str | None = None
     dmarc_policy: str | None = None
-    reason: str | None = None  # "reserved", "no_domain" or "dns_error" when level is unknown
+    # "reserved", "no_domain" or "dns_error" when level is unknown; "public" (level good): a public
+    # mailbox service's domain, nothing to configure
+    reason: str | None = None
     detail: str | None = None
     checked_at: float = field(default_factory=time.time)
 
@@ -86,6 +127,32 @@ def is_reserved(domain):
         "example.net",
         "example.org",
     )
+
+
+def is_public_mailbox(domain):
+    """True for the domain of a public mailbox service (gmail.com, gmx.de...): nothing to configure there."""
+    return domain in PUBLIC_MAILBOX_DOMAINS or domain.startswith(PUBLIC_MAILBOX_PREFIXES)
+
+
+def spf_mechanism(smtp_host):
+    """The SPF mechanism that authorises ``smtp_host``, or None when no record can name it.
+
+    A provider's include; ``ip4:``/``ip6:`` for a public IP address (an ``include:`` needs a
+    domain with an SPF record of its own); None for ``localhost`` and loopback or private
+    addresses, whose mail reaches the Internet through another server.
+    """
+    host = (smtp_host or "").strip().lower().rstrip(".").strip("[]")
+    if host in PROVIDER_INCLUDES:
+        return "include:" + PROVIDER_INCLUDES[host][0]
+    if not host or host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "include:" + host
+    if not address.is_global:
+        return None
+    return ("ip4:" if address.version == 4 else "ip6:") + str(address)
 
 
 def make_resolver(nameservers=None, timeout=3.0):
@@ -255,6 +322,8 @@ def check(email, smtp_host, nameservers=None, timeout=3.0):
     domain = sender_domain(email)
     if not domain:
         return Report(domain="", level=UNKNOWN, reason="no_domain")
+    if is_public_mailbox(domain):
+        return Report(domain=domain, level=GOOD, reason="public")
     if is_reserved(domain) and not nameservers:
         return Report(domain=domain, level=UNKNOWN, reason="reserved")
     key = (domain, (smtp_host or "").lower(), tuple(nameservers or ()))

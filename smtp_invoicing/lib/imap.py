@@ -22,12 +22,13 @@ import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SEEN, SENT
 
-from .smtp import _shared_ssl_context
+from .smtp import _shared_ssl_context, dns_reason
 
 _logger = logging.getLogger(__name__)
 
 REASONS = (
     "dns",
+    "dns_unavailable",
     "refused",
     "timeout",
     "wrong_protocol",
@@ -84,7 +85,7 @@ def _detail(exc):
     return match.group(2) if match else text
 
 
-def _classify(exc, secrets=()):
+def _classify(exc, secrets=(), host=None):
     detail = _scrub(_detail(exc), secrets)
     if isinstance(exc, LoginError):
         return ImapCheckError("imap_disabled" if _IMAP_DISABLED.search(detail) else "auth_failed", detail)
@@ -97,7 +98,7 @@ def _classify(exc, secrets=()):
         # typically a plain-text port (143) spoken to with implicit TLS
         return ImapCheckError("wrong_protocol", detail)
     if isinstance(exc, socket.gaierror):
-        return ImapCheckError("dns", detail)
+        return ImapCheckError(dns_reason(exc, host), detail)
     if isinstance(exc, ConnectionRefusedError):
         return ImapCheckError("refused", detail)
     if isinstance(exc, TimeoutError):
@@ -146,7 +147,7 @@ def open_session(host, port, user, password=None, *, access_token=None, ca_pem=N
     except Exception as exc:
         if client is not None:
             _shutdown(client)
-        error = _classify(exc, (password, access_token))
+        error = _classify(exc, (password, access_token), host=host)
         if error is None:
             raise
         _logger.info("IMAP check of %s:%s failed: %s", host, port, error.reason)

@@ -14,12 +14,15 @@ import itertools
 import json
 import logging
 import re
+import selectors
 import smtplib
 import socket
 import ssl
 import threading
 import time
 from concurrent import futures
+
+from .presets import PRESETS
 
 _logger = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ REASONS = (
     "refused",
     "timeout",
     "wrong_protocol",
+    "expects_ssl",
+    "expects_starttls",
     "untrusted_certificate",
     "hostname_mismatch",
     "no_starttls",
@@ -61,6 +66,10 @@ _MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 _MAX_AUTH_ROUNDS = 3
 # OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
 _MISMATCH_CODES = (62, 64)
+# A STARTTLS connection with no greeting after this many seconds (at most half the socket
+# timeout) has its port probed for implicit TLS; SMTP servers greet at once (RFC 5321
+# §3.1), the greeting is still awaited for the rest of the timeout.
+PROBE_SECONDS = 2.5
 
 
 class SmtpCheckError(Exception):
@@ -182,19 +191,100 @@ class _Deadline:
                 self._socket = None
 
 
+def _speaks_smtp_over_tls(host, port, seconds):
+    """True when ``host:port`` greets with "220" inside TLS, on a connection of its own, within ``seconds``.
+
+    Only tells whether the port speaks SMTP over implicit TLS: the certificate is not
+    checked and nothing but the handshake and QUIT is sent (no credentials, no mail); the
+    server's goodbye is awaited so that it ends the session itself. Any failure is False.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    guard = _Deadline(seconds * 2)  # a server dripping its handshake is cut too
+    try:
+        with socket.create_connection((host, port), seconds) as raw:
+            guard.attach(raw)
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                if not _read_line(tls).startswith(b"220"):
+                    return False
+                tls.sendall(b"QUIT\r\n")
+                with contextlib.suppress(OSError):
+                    for _reply in range(4):  # the 221, then the end of the session
+                        if not tls.recv(512):
+                            break
+                return True
+    except (OSError, ValueError):
+        return False
+    finally:
+        guard.cancel()
+
+
+def _read_line(sock):
+    """The first line (or first bytes) ``sock`` sends, or what came before it closed."""
+    received = b""
+    while b"\n" not in received and len(received) < 512:
+        chunk = sock.recv(512)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def _greets_in_plain(host, port, seconds):
+    """True when ``host:port`` sends an SMTP greeting ("220") in clear text within ``seconds``.
+
+    A new connection, read only: nothing is sent.
+    """
+    guard = _Deadline(seconds)
+    try:
+        with socket.create_connection((host, port), seconds) as raw:
+            guard.attach(raw)
+            return _read_line(raw).startswith(b"220")
+    except OSError:
+        return False
+    finally:
+        guard.cancel()
+
+
 class _GuardedSMTP(smtplib.SMTP):
-    """smtplib.SMTP whose TCP socket is registered with a :class:`_Deadline`."""
+    """smtplib.SMTP whose TCP socket is registered with a :class:`_Deadline`.
+
+    With ``_probe_implicit_tls`` (STARTTLS connections), a port that stays silent for
+    ``PROBE_SECONDS`` is probed for implicit TLS before the greeting is awaited further.
+    """
 
     _deadline = None
+    _probe_implicit_tls = False
 
     def _get_socket(self, host, port, timeout):
         sock = socket.create_connection((host, port), timeout, self.source_address)
         try:
             self._deadline.attach(sock)
+            if self._probe_implicit_tls:
+                self._check_not_implicit_tls(sock, host, port, timeout)
         except BaseException:
             sock.close()
             raise
         return sock
+
+    @staticmethod
+    def _check_not_implicit_tls(sock, host, port, timeout):
+        """Raise ``expects_ssl`` when the port waits for a TLS ClientHello instead of greeting.
+
+        An implicit-TLS port (465) says nothing until the client starts TLS, so a STARTTLS
+        client would wait the whole timeout and blame the network. After a short silence
+        a second connection tries a TLS handshake: only an SMTP greeting inside TLS gives
+        the protocol hint; a server merely slow to greet fails the handshake (it speaks
+        SMTP in clear, not TLS) and is awaited on the first connection as before.
+        """
+        window = min(PROBE_SECONDS, (timeout or PROBE_SECONDS * 2) / 2)
+        # selectors, not select.select(): a worker's descriptors may pass FD_SETSIZE
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            greeted = bool(selector.select(window))
+        if not greeted and _speaks_smtp_over_tls(host, port, window):
+            raise SmtpCheckError("expects_ssl", detail="no greeting in clear text; SMTP greets inside TLS")
 
 
 class _GuardedSMTP_SSL(smtplib.SMTP_SSL, _GuardedSMTP):
@@ -244,13 +334,37 @@ def mail_reason(code, text):
     return "protocol_error"
 
 
+# Host names of the provider presets (sending and incoming): they exist, so a resolver that
+# says otherwise is not working here (offline machine, filtering DNS), not a typo.
+KNOWN_HOSTS = frozenset(host for preset in PRESETS.values() for host in (preset["host"], preset["imap_host"]))
+# getaddrinfo() codes of a resolver that could not answer now (EAI_AGAIN: no DNS reachable
+# or a timeout; EAI_FAIL: a server failure, SERVFAIL); EAI_NONAME/EAI_NODATA say the name
+# has no address.
+_DNS_UNAVAILABLE_CODES = frozenset({socket.EAI_AGAIN, socket.EAI_FAIL})
+
+
+def dns_reason(error, host):
+    """``dns_unavailable`` or ``dns``: the reason of ``error``, a ``socket.gaierror`` resolving ``host``.
+
+    Only a resolver's temporary failure, or a known provider host it cannot find, is
+    ``dns_unavailable`` (Odoo tries again by itself); any other name is reported as one
+    that does not exist, for a person to correct.
+    """
+    if error.errno in _DNS_UNAVAILABLE_CODES:
+        return "dns_unavailable"
+    if (host or "").strip().lower().rstrip(".") in KNOWN_HOSTS:
+        return "dns_unavailable"
+    return "dns"
+
+
 def is_temporary(reason):
     """True when ``reason`` (a SmtpCheckError reason) may heal without anybody acting."""
     return reason in TEMPORARY_REASONS
 
 
-def _classify(exc, stage, secrets=()):
-    """Map a low-level exception to a SmtpCheckError (``stage``: connect, tls, auth, mail)."""
+def _classify(exc, stage, secrets=(), host=None):
+    """Map a low-level exception to a SmtpCheckError (``stage``: connect, tls, auth, mail; ``host``: the
+    name being connected to)."""
     if isinstance(exc, smtplib.SMTPResponseException):
         text = _scrub(_text(exc.smtp_error), secrets)
         code = exc.smtp_code
@@ -266,9 +380,7 @@ def _classify(exc, stage, secrets=()):
     if isinstance(exc, ssl.SSLError):
         return SmtpCheckError("wrong_protocol", detail=detail)
     if isinstance(exc, socket.gaierror):
-        # EAI_AGAIN: the resolver did not answer, the name may well exist
-        reason = "dns_unavailable" if exc.errno == socket.EAI_AGAIN else "dns"
-        return SmtpCheckError(reason, detail=detail)
+        return SmtpCheckError(dns_reason(exc, host), detail=detail)
     if isinstance(exc, ConnectionRefusedError):
         return SmtpCheckError("refused", detail=detail)
     if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, TimeoutError):
@@ -412,6 +524,7 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
         connection = _GuardedSMTP_SSL(local_hostname=local_hostname, timeout=timeout, context=context)
     else:
         connection = _GuardedSMTP(local_hostname=local_hostname, timeout=timeout)
+        connection._probe_implicit_tls = True
     connection._deadline = deadline
     connection._host = host  # smtplib only sets it in __init__; TLS uses it as server_hostname
     stage = "connect"
@@ -439,9 +552,19 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
         raise _expired_error(error, deadline)  # noqa: B904 (may be error itself: keep its context)
     except Exception as exc:
         connection.close()
-        error = _classify(exc, stage, (password, access_token))
+        error = _classify(exc, stage, (password, access_token), host=host)
         if error is None:
             raise
+        if (
+            error.reason == "wrong_protocol"
+            and protocol == "ssl"
+            and stage == "connect"
+            and not deadline.expired
+            and _greets_in_plain(host, port, min(PROBE_SECONDS, timeout or PROBE_SECONDS))
+        ):
+            # the TLS handshake met a clear-text SMTP greeting (WRONG_VERSION_NUMBER, EOF...):
+            # confirmed on a connection of its own, the port speaks STARTTLS
+            error = SmtpCheckError("expects_starttls", detail=error.detail)
         raise _expired_error(error, deadline) from exc
 
 

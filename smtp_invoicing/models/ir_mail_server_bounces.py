@@ -4,7 +4,7 @@ from odoo.exceptions import UserError, ValidationError
 from ..lib import imap, validation
 
 # IMAP failures that may heal by themselves: a verified mailbox keeps sending meanwhile.
-IMAP_TEMPORARY_REASONS = frozenset({"refused", "timeout", "network"})
+IMAP_TEMPORARY_REASONS = frozenset({"dns_unavailable", "refused", "timeout", "network"})
 
 
 class IrMailServer(models.Model):
@@ -163,6 +163,10 @@ class IrMailServer(models.Model):
             "dns": _(
                 "The incoming mail server “%(host)s” does not exist. Check its spelling (Gmail: imap.gmail.com, "
                 "Microsoft 365: outlook.office365.com), or switch off bounce tracking and the Sent copy.",
+                **params,
+            ),
+            "dns_unavailable": _(
+                "The name of the incoming mail server %(host)s could not be looked up right now: DNS is not answering.",
                 **params,
             ),
             "refused": _(

@@ -54,19 +54,34 @@ class IrMailServer(models.Model):
                 "the hint is refreshed in a few minutes.",
                 domain=domain,
             )
+        if report.reason == "public":
+            return _(
+                "%(domain)s is a public mailbox service: its SPF and DMARC records are its own, there is nothing "
+                "to configure. A domain of your company is better for invoices: customers recognise it and "
+                "its records are yours to set.",
+                domain=domain,
+            )
         if report.reason:
             return _("Not checked.")
-        include = deliverability.PROVIDER_INCLUDES.get((self.smtp_host or "").lower(), ())
-        suggestion = f"v=spf1 include:{include[0]} ~all" if include else "v=spf1 a mx ~all"
+        mechanism = deliverability.spf_mechanism(self.smtp_host)
+        suggestion = f"v=spf1 {mechanism} ~all" if mechanism else "v=spf1 a mx ~all"
         if report.spf == deliverability.SPF_PASS:
             spf = _("SPF: %(domain)s allows this mailbox's server to send for it.", domain=domain)
+        elif report.spf == deliverability.SPF_NOT_LISTED and not mechanism:
+            spf = _(
+                "SPF: the record of %(domain)s does not list %(host)s. That server is on this machine or your "
+                "network: the domain's record must name the server that finally sends your mail to the Internet; "
+                "ask whoever manages it.",
+                domain=domain,
+                host=self.smtp_host,
+            )
         elif report.spf == deliverability.SPF_NOT_LISTED:
             spf = _(
                 "SPF: the record of %(domain)s does not list %(host)s, so some recipients may file your invoices "
-                "as spam. Ask whoever manages the domain to add “include:%(include)s” to it.",
+                "as spam. Ask whoever manages the domain to add “%(mechanism)s” to it.",
                 domain=domain,
                 host=self.smtp_host,
-                include=include[0] if include else self.smtp_host,
+                mechanism=mechanism,
             )
         elif report.spf == deliverability.SPF_INVALID:
             spf = _(

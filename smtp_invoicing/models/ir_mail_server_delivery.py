@@ -125,14 +125,18 @@ class IrMailServer(models.Model):
                 self._smtp_invoicing_note_failure(error)
                 self._smtp_invoicing_mark_failed(message, error)
             raise UserError(message) from None
-        sender = email_normalize(self.sender_email)
         connection.smtp_invoicing_mailbox = True  # read by _prepare_email_message()
         # Core's _prepare_email_message() puts smtp_from in the From header and
         # its address in MAIL FROM: the mailbox's identity, never spoofed.
-        connection.from_filter = sender
-        # one_line(): a name written behind the constraint's back must not add headers
-        connection.smtp_from = formataddr((validation.one_line(self.sender_name), sender))
+        connection.from_filter = email_normalize(self.sender_email)
+        connection.smtp_from = self._smtp_invoicing_sender()
         return connection
+
+    def _smtp_invoicing_sender(self):
+        """``Sender Name <sender email>`` of this mailbox: its From, and the Reply-To where no alias exists."""
+        self.ensure_one()
+        # one_line(): a name written behind the constraint's back must not add headers
+        return formataddr((validation.one_line(self.sender_name), email_normalize(self.sender_email)))
 
     def _prepare_email_message(self, message, smtp_session):
         """Own mailboxes only send single-line headers; called by ``send_email()``.

@@ -561,6 +561,16 @@ class IrMailServer(models.Model):
                 "or SSL with port 465.",
                 **params,
             ),
+            "expects_ssl": _(
+                "Port %(port)s of %(host)s expects SSL/TLS from the first byte (implicit TLS), not STARTTLS: "
+                "choose SSL/TLS as Connection Encryption, or use port 587 with TLS (STARTTLS).",
+                **params,
+            ),
+            "expects_starttls": _(
+                "Port %(port)s of %(host)s expects STARTTLS, not SSL/TLS from the first byte: choose TLS "
+                "(STARTTLS) as Connection Encryption, or use port 465 with SSL/TLS.",
+                **params,
+            ),
             "untrusted_certificate": _(
                 "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
                 "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
@@ -613,7 +623,7 @@ class IrMailServer(models.Model):
             ),
             "network": _("The connection to %(host)s was interrupted. Try again in a few minutes.", **params),
             "dns_unavailable": _(
-                "The name of the server %(host)s could not be looked up right now (DNS did not answer).", **params
+                "The name of the server %(host)s could not be looked up right now: DNS is not answering.", **params
             ),
             "protocol_error": _("The server %(host)s answered unexpectedly: %(detail)s", **params),
         }

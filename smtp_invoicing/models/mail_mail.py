@@ -92,6 +92,7 @@ class MailMail(models.Model):
     def _smtp_invoicing_assign_mailboxes(self, chosen):
         updates = defaultdict(lambda: self.browse())  # values (as a tuple) -> mails, written once per group
         queued = defaultdict(lambda: self.env["account.move"])
+        replies = self._smtp_invoicing_alias_replies(chosen)
         for mail in self:
             choice = chosen.get((mail.model, mail.res_id))
             server = mail.mail_server_id
@@ -99,6 +100,11 @@ class MailMail(models.Model):
                 server_id, template_id = choice
                 if server_id:
                     values = {"mail_server_id": server_id, "smtp_invoicing_mailbox_id": server_id}
+                    if (
+                        not replies.get((mail.model, mail.res_id))
+                        and not self.env["mail.template"].browse(template_id).reply_to
+                    ):
+                        values["reply_to"] = self.env["ir.mail_server"].browse(server_id)._smtp_invoicing_sender()
                     if mail._smtp_invoicing_carries_document():
                         values["smtp_invoicing_template_id"] = template_id
                         # kept on the message, which outlives an auto-deleted mail (bounces)
@@ -126,6 +132,24 @@ class MailMail(models.Model):
             mails.write(dict(values))
         for template_id, moves in queued.items():
             moves._smtp_invoicing_set_delivery("queued", templates=self.env["mail.template"].browse(template_id))
+
+    def _smtp_invoicing_alias_replies(self, chosen):
+        """Return {(model, res_id): core's alias Reply-To or False} of the mails leaving from a chosen mailbox.
+
+        Where the company has an alias domain, core's reply-to (the record's alias or the
+        catchall) brings replies to the chatter and is kept. Elsewhere core falls back on the
+        mail's author, who may be OdooBot or a placeholder address: the mail then gets the
+        mailbox's own sender as Reply-To, an inbox a person reads.
+        """
+        res_ids = defaultdict(set)
+        for mail in self:
+            if mail.model and mail.res_id and (chosen.get((mail.model, mail.res_id)) or (False,))[0]:
+                res_ids[mail.model].add(mail.res_id)
+        replies = {}
+        for model, ids in res_ids.items():
+            records = self.env[model].browse(sorted(ids))
+            replies.update({(model, res_id): reply for res_id, reply in records._notify_get_reply_to().items()})
+        return replies
 
     def _smtp_invoicing_carries_document(self):
         """True for the mail to the document's own recipients, not its followers' copies."""

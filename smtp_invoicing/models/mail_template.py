@@ -104,3 +104,26 @@ class MailTemplate(models.Model):
                 email_values=email_values,
                 email_layout_xmlid=email_layout_xmlid,
             )
+
+    def _generate_template_attachments(self, res_ids, render_fields, render_results=None):
+        """The payment reminder's invoice PDF is named as core names the invoice's (``INV_2026_00005.pdf``).
+
+        Called by ``_generate_template`` when a mail is rendered. The reminder attaches the
+        invoice report, whose ``print_report_name`` keeps the slashes of the invoice number
+        (``INV/2026/00005.pdf``); the name comes from account's
+        ``_get_invoice_report_filename``, as for Send & Print.
+        """
+        render_results = super()._generate_template_attachments(res_ids, render_fields, render_results=render_results)
+        reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
+        if self != reminder or "report_template_ids" not in render_fields:
+            return render_results
+        reports = self.sudo().report_template_ids
+        for move in self.env["account.move"].browse(res_ids):
+            # core appends one (name, content) per report, in the order of report_template_ids
+            attachments = render_results.get(move.id, {}).get("attachments") or []
+            for index, report in enumerate(reports[: len(attachments)]):
+                if report.is_invoice_report and move.name and move.name != "/":
+                    name, content = attachments[index]
+                    extension = name.rsplit(".", 1)[-1]
+                    attachments[index] = (move._get_invoice_report_filename(extension=extension), content)
+        return render_results
