@@ -5,6 +5,7 @@ import time
 from freezegun import freeze_time
 
 from odoo import fields
+from odoo.tools import html2plaintext
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 from smtp_servers import DripServer, SilentListener, SmtpServer, closed_port
@@ -38,6 +39,18 @@ class TestVerification(MailboxCase):
         bodies = " ".join(mailbox.message_ids.mapped("body"))
         self.assertIn("Verified", bodies)
         self.assertNotIn(PASSWORD, bodies)
+
+    def test_chatter_says_mailbox_created_then_verified_once(self):
+        """A new mailbox's chatter reads "Mailbox created", then "Verified: Odoo connected securely…" once."""
+        chatter = {"mail_create_nolog": False, "tracking_disable": False}  # MailboxCase switches the chatter off
+        server = self.start_server()
+        mailbox = self.verify(self.create_mailbox(server, context=chatter))
+        core = self.env["ir.mail_server"].with_context(**chatter).create({"name": "Relay", "smtp_host": "relay.test"})
+        bodies = [html2plaintext(body) for body in mailbox.message_ids.sorted("id").mapped("body")]
+        self.assertEqual(bodies[0], "Mailbox created")
+        self.assertEqual(bodies[-1], f"Verified: Odoo connected securely, logged in and may send as {MAILBOX_LOGIN}.")
+        self.assertEqual(" ".join(bodies).count("Verified"), 1)
+        self.assertEqual(html2plaintext(core.message_ids.body), "Mail Server created")
 
     def test_implicit_tls_mailbox_is_verified(self):
         """SSL (implicit TLS) + AUTH: Verified."""
