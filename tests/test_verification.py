@@ -5,7 +5,6 @@ import time
 from freezegun import freeze_time
 
 from odoo import fields
-from odoo.tools import html2plaintext
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 from smtp_servers import DripServer, SilentListener, SmtpServer, closed_port
@@ -46,11 +45,11 @@ class TestVerification(MailboxCase):
         server = self.start_server()
         mailbox = self.verify(self.create_mailbox(server, context=chatter))
         core = self.env["ir.mail_server"].with_context(**chatter).create({"name": "Relay", "smtp_host": "relay.test"})
-        bodies = [html2plaintext(body) for body in mailbox.message_ids.sorted("id").mapped("body")]
+        bodies = mailbox.message_ids.sorted("id").mapped("preview")
         self.assertEqual(bodies[0], "Mailbox created")
         self.assertEqual(bodies[-1], f"Verified: Odoo connected securely, logged in and may send as {MAILBOX_LOGIN}.")
         self.assertEqual(" ".join(bodies).count("Verified"), 1)
-        self.assertEqual(html2plaintext(core.message_ids.body), "Mail Server created")
+        self.assertEqual(core.message_ids.preview, "Mail Server created")
 
     def test_implicit_tls_mailbox_is_verified(self):
         """SSL (implicit TLS) + AUTH: Verified."""

@@ -210,8 +210,10 @@ registry.category("web_tour.tours").add("smtp_invoicing_french_send", {
             run: "click",
         },
         {
-            content: "The email waits in the queue",
-            trigger: "div[name=smtp_invoicing_delivery_state] span[raw-value=queued]",
+            content: "The email waits in the queue (the field as a selection or as a badge)",
+            trigger:
+                "div[name=smtp_invoicing_delivery_state] span[raw-value=queued], " +
+                "div[name=smtp_invoicing_delivery_state] .badge.text-bg-warning",
         },
     ],
 });
@@ -223,8 +225,10 @@ registry.category("web_tour.tours").add("smtp_invoicing_french_delivered", {
             run: "click",
         },
         {
-            content: "The customer's server accepted the email",
-            trigger: "div[name=smtp_invoicing_delivery_state] span[raw-value=sent]",
+            content: "The customer's server accepted the email (the field as a selection or as a badge)",
+            trigger:
+                "div[name=smtp_invoicing_delivery_state] span[raw-value=sent], " +
+                "div[name=smtp_invoicing_delivery_state] .badge.text-bg-success",
         },
     ],
 });
