@@ -217,7 +217,9 @@ ensure_template_db() {
 # What smtp_invoicing depends on: the database the upgrade test installs the module on, and
 # the layer under the module's own template (an addon change reinstalls the module only).
 BASE_MODULES="base,mail,account"
-# What finishes the test template (scripts/test.sh, tests/odoo_runs.py).
+# What finishes the test templates (scripts/test.sh, tests/odoo_runs.py): the base layer
+# (the product's languages) and the module's layer (compiled asset bundles).
+BASE_TEMPLATE_SCRIPT="$ROOT/scripts/test_template_base.py"
 TEST_TEMPLATE_SCRIPT="$ROOT/scripts/test_template.py"
 
 bootstrap() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the product: Odoo 18.0 with smtp_invoicing on a demo database, plus an
 # embedded local SMTP sink (STARTTLS 127.0.0.1:2525, SSL 127.0.0.1:2465) that
-# Odoo trusts, so "Verify settings" and Send & Print work out of the box.
+# Odoo trusts, so "Verify settings" and Send work out of the box.
 # Open http://127.0.0.1:8069 (admin / admin). Extra arguments go to odoo-bin.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"

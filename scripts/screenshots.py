@@ -13,7 +13,7 @@ DevTools protocol (websocket-client), and saves PNGs in smtp_invoicing/static/de
 written by hand: a mailbox on a closed port whose first verification failed; a mailbox
 verified through a relay that is then switched off, its daily re-check brought forward, so
 the re-check cannot reach the server (Verified with a warning); an invoice delivered by
-Send & Print; and invoices sent by Send & Print to the two customer addresses that the demo
+Send; and invoices sent by Send to the two customer addresses that the demo
 sink refuses (``REFUSED_RECIPIENTS`` of scripts/smtp_sink.py), one for good (550: not
 delivered) and one for now (451: waiting for its next attempt).
 
@@ -297,7 +297,7 @@ def move_delivery(odoo, move_id):
 
 
 def send_and_print(odoo, move_id, state):
-    """Send the invoice as a user does (Send & Print, default options) and wait for ``state``."""
+    """Send the invoice as a user does (Send, default options) and wait for ``state``."""
     context = {"active_model": "account.move", "active_ids": [move_id]}
     wizard_id = odoo.call("account.move.send.wizard", "create", {}, context=context)
     odoo.call("account.move.send.wizard", "action_send_and_print", [wizard_id], context=context)
@@ -310,7 +310,7 @@ def send_and_print(odoo, move_id, state):
 
 
 def delivered_invoice(odoo):
-    """The demo's first invoice, delivered by Send & Print."""
+    """The demo's first invoice, delivered by Send."""
     move_id = xmlid(odoo, "smtp_invoicing", "demo_invoice_overdue_long")
     if move_delivery(odoo, move_id)[0] != "sent":
         send_and_print(odoo, move_id, "sent")
@@ -318,7 +318,7 @@ def delivered_invoice(odoo):
 
 
 def refused_invoice(odoo, key):
-    """An invoice of a customer whose address the sink refuses, sent by Send & Print."""
+    """An invoice of a customer whose address the sink refuses, sent by Send."""
     name, email, state = REFUSED_CUSTOMERS[key]
     partner_ids = odoo.call("res.partner", "search", [("email", "=", email)], limit=1)
     if partner_ids:

@@ -31,7 +31,7 @@ else
 fi
 if [ "${SMTP_INVOICING_REUSE_DB:-0}" != 1 ]; then
     # installed once per addon and Odoo version (ensure_template_db), then copied in seconds
-    ensure_template_db "${DB}_template_base" "$DATA_DIR" "$BASE_MODULES"
+    ensure_template_db "${DB}_template_base" "$DATA_DIR" "$BASE_MODULES" "" "$BASE_TEMPLATE_SCRIPT"
     ensure_template_db "${DB}_template" "$DATA_DIR" smtp_invoicing "${DB}_template_base" "$TEST_TEMPLATE_SCRIPT"
     for database in "${databases[@]}"; do
         log "creating database $database as a copy of ${DB}_template"

@@ -74,7 +74,7 @@ class MailboxFixture:
         return server
 
     @classmethod
-    def create_mailbox(cls, server=None, **values):
+    def create_mailbox(cls, server=None, context=None, **values):
         server = server or cls.server
         vals = {
             "name": "Invoices mailbox",
@@ -91,7 +91,7 @@ class MailboxFixture:
             "smtp_invoicing_company_id": cls.company.id,
         }
         vals.update(values)
-        return cls.env["ir.mail_server"].create(vals)
+        return cls.env["ir.mail_server"].with_context(**(context or {})).create(vals)
 
     def verify(self, mailbox):
         """Request verification and run the scheduled action, as the cron worker would."""

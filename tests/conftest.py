@@ -378,6 +378,7 @@ SLOW_FILES = {
     "test_database_moves": 62,
     "test_upgrade_uninstall": 56,
     "test_bounces": 52,
+    "test_french_tour": 44,
     "test_oauth": 43,
     "test_multi_company": 36,
     "test_send_windows": 35,

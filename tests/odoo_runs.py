@@ -68,7 +68,7 @@ def dropdb(db):
 def from_template(template, db, data_dir):
     """Create ``db`` as a copy of the cached ``template`` (built first if missing or outdated)."""
     template_data_dir = odoo.tools.config["data_dir"]  # where scripts/test.sh keeps the templates
-    ensure = 'ensure_template_db "$2" "$3" "$BASE_MODULES"'
+    ensure = 'ensure_template_db "$2" "$3" "$BASE_MODULES" "" "$BASE_TEMPLATE_SCRIPT"'
     if template == INSTALLED_TEMPLATE:
         ensure = f'{ensure} && ensure_template_db "$6" "$3" smtp_invoicing "$2" "$TEST_TEMPLATE_SCRIPT"'
         base = BASE_TEMPLATE

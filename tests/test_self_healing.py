@@ -169,8 +169,9 @@ class TestSelfHealing(MailboxCase):
         )
         self.env.invalidate_all()
         self.assertEqual((good | wrong).mapped("verification_state"), ["verified", "verified", "failed"])
-        for mailbox, expected in ((good[0], "Status: Verified"), (good[1], "Status: Verified"), (wrong, "refused")):
-            notes = mailbox.message_ids.filtered(lambda message: "Status:" in message.body)
+        verified = "Verified: Odoo connected securely"
+        for mailbox, expected in ((good[0], verified), (good[1], verified), (wrong, "refused")):
+            notes = mailbox.message_ids.filtered(lambda m: "Status: Failed" in m.body or verified in m.body)
             self.assertEqual(len(notes), 1, mailbox.name)
             self.assertIn(expected, notes.body)
         self.assertFalse(any((good | wrong).mapped("smtp_invoicing_lease_until")))
@@ -200,4 +201,4 @@ class TestSelfHealing(MailboxCase):
         self.env.invalidate_all()
         self.assertEqual(mailboxes.mapped("verification_state"), ["verified", "pending", "verified"])
         self.assertTrue(broken.smtp_invoicing_lease_until)
-        self.assertEqual(len((mailboxes - broken).message_ids.filtered(lambda m: "Status:" in m.body)), 2)
+        self.assertEqual(len((mailboxes - broken).message_ids.filtered(lambda m: "Verified:" in m.body)), 2)

@@ -86,6 +86,18 @@ class TestVerification(MailboxCase):
         self.assertIn("Verified", bodies)
         self.assertNotIn(PASSWORD, bodies)
 
+    def test_chatter_says_mailbox_created_then_verified_once(self):
+        """A new mailbox's chatter reads "Mailbox created", then "Verified: Odoo connected securely…" once."""
+        chatter = {"mail_create_nolog": False, "tracking_disable": False}  # MailboxCase switches the chatter off
+        server = self.start_server()
+        mailbox = self.verify(self.create_mailbox(server, context=chatter))
+        core = self.env["ir.mail_server"].with_context(**chatter).create({"name": "Relay", "smtp_host": "relay.test"})
+        bodies = mailbox.message_ids.sorted("id").mapped("preview")
+        self.assertEqual(bodies[0], "Mailbox created")
+        self.assertEqual(bodies[-1], f"Verified: Odoo connected securely, logged in and may send as {MAILBOX_LOGIN}.")
+        self.assertEqual(" ".join(bodies).count("Verified"), 1)
+        self.assertEqual(core.message_ids.preview, "Mail Server created")
+
     def test_implicit_tls_mailbox_is_verified(self):
         """SSL (implicit TLS) + AUTH: Verified."""
         server = self.start_server(mode="ssl")

@@ -207,6 +207,14 @@ class IrMailServer(models.Model):
             if server.from_filter != sender:
                 server.write({"from_filter": sender})
 
+    def _creation_message(self):
+        """mail.thread's first chatter line: an own mailbox is a mailbox to its users, not core's
+        "Mail Server" (the model's name, which core servers keep)."""
+        self.ensure_one()
+        if self.smtp_invoicing_mailbox:
+            return _("Mailbox created")
+        return super()._creation_message()
+
     def copy_data(self, default=None):
         """A copy starts unverified and without password: secrets are never duplicated."""
         vals_list = super().copy_data(default=default)

@@ -517,8 +517,12 @@ class IrMailServer(models.Model):
         changed = self.verification_state != state or self.verification_message != message
         self.write({"verification_state": state, "verification_message": message, **values})
         if changed:
-            label = dict(self._fields["verification_state"]._description_selection(self.env))[state]
-            self._smtp_invoicing_note(_("Status: %(state)s. %(message)s", state=label, message=message))
+            if state == "verified":
+                note = message  # it names the status itself: "Verified: Odoo connected securely…"
+            else:
+                label = dict(self._fields["verification_state"]._description_selection(self.env))[state]
+                note = _("Status: %(state)s. %(message)s", state=label, message=message)
+            self._smtp_invoicing_note(note)
         _logger.info("Mail server %s verification: %s", self.id, state)
 
     def _smtp_invoicing_note(self, body):
