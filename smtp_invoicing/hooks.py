@@ -58,13 +58,19 @@ def _uninstall_stop_waiting_mails(env, mailboxes):
         "Not sent: the module SMTP Invoicing was uninstalled while this email waited for its own mailbox. "
         "Send it again to let Odoo's default outgoing server carry it."
     )
-    mails.write({"state": "exception", "failure_reason": reason, "failure_type": "mail_smtp", "mail_server_id": False})
+    # mails that already failed keep their own reason; all lose the archived server, or Retry
+    # would be refused by core ("cannot be used because it is archived")
+    waiting = mails.filtered(lambda mail: mail.state == "outgoing")
+    (mails - waiting).write({"mail_server_id": False})
+    waiting.write(
+        {"state": "exception", "failure_reason": reason, "failure_type": "mail_smtp", "mail_server_id": False}
+    )
     notifications = env["mail.notification"].search(
-        [("mail_mail_id", "in", mails.ids), ("notification_status", "in", ("ready", "exception"))]
+        [("mail_mail_id", "in", waiting.ids), ("notification_status", "in", ("ready", "exception"))]
     )
     notifications.write({"notification_status": "exception", "failure_type": "mail_smtp", "failure_reason": reason})
     _logger.warning(
         "smtp_invoicing: %s mail(s) waiting for an own mailbox marked failed, to be sent again by hand: %s",
-        len(mails),
-        mails.ids,
+        len(waiting),
+        waiting.ids,
     )
