@@ -12,12 +12,14 @@ import email.policy
 import hmac
 import ipaddress
 import os
+import selectors
 import shutil
 import socket
 import ssl
 import struct
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -490,39 +492,63 @@ class _TcpServer:
 class SilentListener(_TcpServer):
     """Accepts TCP connections on 127.0.0.1 and never sends a byte.
 
-    ``peak`` is the largest number of connections the clients held open at once: checks
-    that ran side by side, not one after the other. ``reset_peak`` counts again from zero,
-    leaving out the connections accepted before it.
+    ``peak`` is the largest number of connections held open at once by clients that never
+    sent a byte either (SMTP clients waiting for a greeting; a TLS probe, which sends its
+    ClientHello, does not count): checks that ran side by side, not one after the other.
+    ``reset_peak`` leaves out the connections accepted before it. One thread watches the
+    listener and every connection (tests count the process's threads).
     """
 
     def __init__(self):
         super().__init__()
-        self._count_lock = threading.Lock()
-        self._round = 0
-        self._open = 0
-        self.peak = 0
+        self._selector = selectors.DefaultSelector()
+        self._lives = {}  # connection -> [accepted, closed or None, spoke]
+        self._since = 0.0
 
     def reset_peak(self):
-        with self._count_lock:
-            self._round += 1
-            self._open = self.peak = 0
+        self._since = time.monotonic()
 
-    def _serve(self, conn):
-        with self._count_lock:
-            self._open += 1
-            self.peak = max(self.peak, self._open)
-            round_ = self._round
-        threading.Thread(target=self._wait_for_close, args=(conn, round_), daemon=True).start()
+    @property
+    def peak(self):
+        events = []
+        for accepted, closed, spoke in list(self._lives.values()):
+            if not spoke and accepted >= self._since:
+                events += [(accepted, 1), (closed if closed is not None else float("inf"), -1)]
+        count = peak = 0
+        for _when, step in sorted(events, key=lambda event: (event[0], event[1])):
+            count += step
+            peak = max(peak, count)
+        return peak
 
-    def _wait_for_close(self, conn, round_):
-        try:
-            while conn.recv(4096):
-                pass
-        except OSError:
-            pass
-        with self._count_lock:
-            if round_ == self._round:
-                self._open -= 1
+    def _accept_loop(self):
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _events in self._selector.select(0.1):
+                if key.fileobj is self._listener:
+                    try:
+                        conn, _addr = self._listener.accept()
+                    except (BlockingIOError, TimeoutError):
+                        continue
+                    except OSError:
+                        return
+                    self._sockets.append(conn)
+                    self._lives[conn] = [time.monotonic(), None, False]
+                    self._selector.register(conn, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = key.fileobj.recv(4096)
+                except OSError:
+                    data = b""
+                life = self._lives[key.fileobj]
+                if data:
+                    life[2] = True
+                else:
+                    life[1] = time.monotonic()
+                    self._selector.unregister(key.fileobj)
+
+    def __exit__(self, *exc_info):
+        super().__exit__(*exc_info)
+        self._selector.close()
 
 
 class SlowGreetingServer(_TcpServer):

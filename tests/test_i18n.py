@@ -61,7 +61,7 @@ class TestFrenchInterface(MailboxCase):
         mailbox.action_verify()
         self.assertEqual(
             mailbox.verification_message,
-            "Vérification demandée ; elle s'exécute en arrière-plan dans quelques secondes.",
+            "Vérification demandée ; le résultat s'affiche ici dans quelques secondes.",
         )
         self.env["ir.module.module"]._load_module_terms(["smtp_invoicing"], ["fr_FR"], overwrite=True)
         labels = dict(mailbox._fields["verification_state"]._description_selection(mailbox.env))
