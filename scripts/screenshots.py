@@ -168,7 +168,8 @@ class Chrome:
 
     def open(self, url, selector):
         self.send("Page.navigate", url=url)
-        self.wait_for(selector)
+        # the first page of a new demo waits for its asset bundles: half a minute on a busy machine
+        self.wait_for(selector, timeout=120)
 
     def scroll_to(self, selector):
         self.js(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
