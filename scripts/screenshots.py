@@ -15,7 +15,10 @@ verified through a relay that is then switched off, its daily re-check brought f
 the re-check cannot reach the server (Verified with a warning); an invoice delivered by
 Send; and invoices sent by Send to the two customer addresses that the demo
 sink refuses (``REFUSED_RECIPIENTS`` of scripts/smtp_sink.py), one for good (550: not
-delivered) and one for now (451: waiting for its next attempt).
+delivered) and one for now (451: waiting for its next attempt); a mailbox verified on the sink and
+chosen by a copy of the invoice template, then moved to a closed port and verified again (Failed),
+so that a Send with that template cannot send; the company's document layout, which the first
+Send asks for. A shot taken in another language installs it first.
 
 Each screenshot is one ``Shot`` of ``SHOTS``: a file name, the URL to open (``{name}``
 placeholders are filled from ``records()``), the selector to wait for, then optional
@@ -43,6 +46,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "smtp_invoicing", "static", "description")
 FAILED_NAME = "Old office server"
 WARNING_NAME = "Lyon office"
+MOVED_NAME = "Nantes office"
+MOVED_TEMPLATE = "Invoice: Sending from Nantes"
+CLOSED_PORT = 2599
 # customers whose address the demo sink refuses at RCPT (REFUSED_RECIPIENTS of scripts/smtp_sink.py),
 # and the delivery state that refusal gives their invoice
 REFUSED_CUSTOMERS = {
@@ -73,7 +79,7 @@ def area(*selectors):
 class Odoo:
     def __init__(self, url, db, login="admin", password="admin"):
         self.url, self.http = url, requests.Session()
-        self.rpc("/web/session/authenticate", db=db, login=login, password=password)
+        self.uid = self.rpc("/web/session/authenticate", db=db, login=login, password=password)["uid"]
 
     def rpc(self, path, **params):
         reply = self.http.post(self.url + path, json={"jsonrpc": "2.0", "params": params}, timeout=60).json()
@@ -148,6 +154,13 @@ class Chrome:
             raise LookupError(f"no {selector} reads {text!r}")
         time.sleep(0.5)
 
+    def type_text(self, selector, text):
+        """Replace the text of an input as a user types it (a many2one searches as it is typed)."""
+        self.wait_for(selector)
+        self.js(f"(el => (el.focus(), el.select()))(document.querySelector({json.dumps(selector)}))")
+        self.send("Input.insertText", text=text)
+        time.sleep(0.5)
+
     def check(self, selector):
         """Tick a checkbox (an optional list column), whatever an earlier shot left."""
         self.wait_for(selector)
@@ -155,7 +168,8 @@ class Chrome:
 
     def open(self, url, selector):
         self.send("Page.navigate", url=url)
-        self.wait_for(selector)
+        # the first page of a new demo waits for its asset bundles: half a minute on a busy machine
+        self.wait_for(selector, timeout=120)
 
     def scroll_to(self, selector):
         self.js(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'center'}})")
@@ -265,7 +279,7 @@ def failed_mailbox(odoo):
     found = odoo.call("ir.mail_server", "search", [("name", "=", FAILED_NAME)])
     if found:
         return found[0]
-    mailbox_id = new_mailbox(odoo, FAILED_NAME, 2599)
+    mailbox_id = new_mailbox(odoo, FAILED_NAME, CLOSED_PORT)
     wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "failed", FAILED_NAME)
     return mailbox_id
 
@@ -288,6 +302,43 @@ def warning_mailbox(odoo):
     odoo.call("ir.cron", "method_direct_trigger", [xmlid(odoo, "smtp_invoicing", "ir_cron_verify_mail_servers")])
     wait_until(mailbox_field(odoo, mailbox_id, "smtp_invoicing_check_warning"), bool, WARNING_NAME)
     return mailbox_id
+
+
+def moved_mailbox_template(odoo):
+    """A copy of the invoice template that sends from a mailbox verified on the sink; the mailbox
+    is then moved to a closed port and verified again: Failed, while the template still chose it."""
+    found = odoo.call("mail.template", "search", [("name", "=", MOVED_TEMPLATE)])
+    if found:
+        return found[0]
+    sink = odoo.call("ir.mail_server", "read", [xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices")], ["smtp_port"])
+    mailbox_id = new_mailbox(odoo, MOVED_NAME, sink[0]["smtp_port"])
+    wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "verified", MOVED_NAME)
+    # Duplicate, then rename and choose the mailbox, as on the template's form (a copy is named "… (copy)")
+    template_id = odoo.call("mail.template", "copy", [xmlid(odoo, "account", "email_template_edi_invoice")])[0]
+    odoo.call("mail.template", "write", [template_id], {"name": MOVED_TEMPLATE, "mail_server_id": mailbox_id})
+    odoo.call("ir.mail_server", "write", [mailbox_id], {"smtp_port": CLOSED_PORT})
+    odoo.call("ir.mail_server", "action_verify", [mailbox_id])
+    wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "failed", MOVED_NAME)
+    return template_id
+
+
+def document_layout(odoo):
+    """The company's document layout, chosen as an administrator's first Send asks (Continue):
+    until then, Send opens the layout window instead of the Send dialog."""
+    company_id = odoo.call("res.users", "read", [odoo.uid], ["company_id"])[0]["company_id"][0]
+    if odoo.call("res.company", "read", [company_id], ["external_report_layout_id"])[0]["external_report_layout_id"]:
+        return
+    layout_id = xmlid(odoo, "web", "external_layout_standard")
+    wizard_id = odoo.call("base.document.layout", "create", {"external_report_layout_id": layout_id})
+    odoo.call("base.document.layout", "document_layout_save", [wizard_id])
+
+
+def install_lang(odoo, code):
+    """The language ``code`` installed as Settings › Languages › Add does, when it is not yet."""
+    lang_ids = odoo.call("res.lang", "search", [("code", "=", code), ("active", "=", False)])
+    if lang_ids:
+        wizard_id = odoo.call("base.language.install", "create", {"lang_ids": [(6, 0, lang_ids)]})
+        odoo.call("base.language.install", "lang_install", [wizard_id])
 
 
 def move_delivery(odoo, move_id):
@@ -349,9 +400,10 @@ def refused_invoice(odoo, key):
 class Shot:
     """One screenshot: open ``url`` (after the server's address), wait for ``wait``, run ``steps``, keep ``clip``.
 
-    ``steps`` are ("click", selector), ("click_text", selector, text), ("check", selector),
-    ("wait", selector) or ("scroll", selector); ``clip`` is a JavaScript expression returning
-    [x, y, width, height] (``area()`` writes one), or None for the whole window.
+    ``steps`` are ("click", selector), ("click_text", selector, text), ("type", selector, text),
+    ("check", selector), ("wait", selector) or ("scroll", selector); ``clip`` is a JavaScript
+    expression returning [x, y, width, height] (``area()`` writes one), or None for the whole
+    window; ``lang`` is the administrator's language during the shot (his own is restored after).
     """
 
     name: str
@@ -360,6 +412,7 @@ class Shot:
     steps: tuple = ()
     clip: str | None = None
     margin: int = 16
+    lang: str | None = None
 
 
 SHOTS = [
@@ -429,6 +482,31 @@ SHOTS = [
         clip=area(".o_form_statusbar", "div[name='partner_id']", "div[name='invoice_date_due']"),
     ),
     Shot(
+        "screenshot_send_from.png",
+        f"{INVOICES}/{{invoice_to_send}}",
+        ".o_form_view button[name='action_invoice_sent']",
+        steps=(
+            ("click", ".o_form_view button[name='action_invoice_sent']"),
+            ("wait", ".modal .alert-info div[name^='smtp_invoicing_from_']"),
+        ),
+        clip=area(".modal-content"),
+        margin=0,
+    ),
+    Shot(
+        "screenshot_send_blocked.png",
+        f"{INVOICES}/{{invoice_to_send}}",
+        ".o_form_view button[name='action_invoice_sent']",
+        steps=(
+            ("click", ".o_form_view button[name='action_invoice_sent']"),
+            ("type", ".modal div[name='mail_template_id'] input", "Nantes"),
+            ("click_text", ".o-autocomplete--dropdown-item", MOVED_TEMPLATE),
+            ("wait", ".modal .alert-danger div[name^='smtp_invoicing_mailbox_not_ready_']"),
+            ("wait", ".modal button.o_smtp_invoicing_send_blocked:disabled"),
+        ),
+        clip=area(".modal-content"),
+        margin=0,
+    ),
+    Shot(
         "screenshot_check_warning.png",
         f"{MAILBOXES}/{{warning_mailbox}}",
         ".o_smtp_invoicing_check_warning",
@@ -442,33 +520,56 @@ SHOTS = [
         clip=area(".modal-content"),
         margin=0,
     ),
+    Shot(
+        "screenshot_mailbox_french.png",
+        f"{MAILBOXES}/{{invoice_mailbox}}",
+        ".o_form_view",
+        clip=area(
+            ".o_main_navbar", ".o_inner_group:has(div[name='smtp_pass'])", ".o_inner_group:has(div[name='smtp_port'])"
+        ),
+        margin=0,
+        lang="fr_FR",
+    ),
 ]
 
 
 def records(odoo):
-    """The records the shots' URLs name, made on the demo when missing."""
+    """The records the shots show (their URLs name most of them), made on the demo when missing."""
+    document_layout(odoo)
     return {
         "failed_mailbox": failed_mailbox(odoo),
         "warning_mailbox": warning_mailbox(odoo),
         "invoice_mailbox": xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices"),
         "invoice_template": xmlid(odoo, "account", "email_template_edi_invoice"),
         "delivered_invoice": delivered_invoice(odoo),
+        "invoice_to_send": xmlid(odoo, "smtp_invoicing", "demo_invoice_overdue_short"),
+        "moved_template": moved_mailbox_template(odoo),
         **{key: refused_invoice(odoo, key) for key in REFUSED_CUSTOMERS},
     }
 
 
-def take(chrome, base_url, shot, ids, out):
-    chrome.open(base_url + shot.url.format(**ids), shot.wait)
-    actions = {
-        "click": chrome.click,
-        "click_text": chrome.click_text,
-        "check": chrome.check,
-        "wait": chrome.wait_for,
-        "scroll": chrome.scroll_to,
-    }
-    for action, *args in shot.steps:
-        actions[action](*args)
-    chrome.shoot(os.path.join(out, shot.name), shot.clip, margin=shot.margin)
+def take(odoo, chrome, base_url, shot, ids, out):
+    own_lang = None
+    if shot.lang:
+        install_lang(odoo, shot.lang)
+        own_lang = odoo.call("res.users", "read", [odoo.uid], ["lang"])[0]["lang"]
+        odoo.call("res.users", "write", [odoo.uid], {"lang": shot.lang})
+    try:
+        chrome.open(base_url + shot.url.format(**ids), shot.wait)
+        actions = {
+            "click": chrome.click,
+            "click_text": chrome.click_text,
+            "type": chrome.type_text,
+            "check": chrome.check,
+            "wait": chrome.wait_for,
+            "scroll": chrome.scroll_to,
+        }
+        for action, *args in shot.steps:
+            actions[action](*args)
+        chrome.shoot(os.path.join(out, shot.name), shot.clip, margin=shot.margin)
+    finally:
+        if own_lang:
+            odoo.call("res.users", "write", [odoo.uid], {"lang": own_lang})
 
 
 def main():
@@ -493,7 +594,7 @@ def main():
             "Network.setCookie", name="session_id", value=odoo.http.cookies["session_id"], domain=host, path="/"
         )
         for shot in shots:
-            take(chrome, args.url, shot, ids, args.out)
+            take(odoo, chrome, args.url, shot, ids, args.out)
     finally:
         chrome.close()
 
