@@ -10,6 +10,7 @@ from freezegun import freeze_time
 from lxml import etree
 
 from odoo import fields
+from odoo.tests import new_test_user
 from odoo.tools import mute_logger
 
 from common import MAILBOX_LOGIN, SmtpInvoicingCase, real_smtp
@@ -106,6 +107,20 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertTrue(invoice.is_move_sent)
         self.assertFalse(invoice.smtp_invoicing_mail_failure)
+
+    def test_reasons_of_the_queue_are_written_in_the_language_of_the_mailbox_readers(self):
+        """The mail queue (English) writes a dropped mail's reason in French for a mailbox a French admin verified."""
+        french_admin = new_test_user(
+            self.env, login="compta-fr", groups="base.group_user,base.group_system", lang="fr_FR"
+        )
+        self.mailbox.smtp_invoicing_requested_by_id = french_admin
+        self.server.drop_after_data = 1
+        invoice = self.invoice()
+        with mute_logger(MAIL_LOGGER):
+            self.send_and_print(invoice)
+        mail = self.document_mails(invoice)
+        self.assertIn("a été interrompue avant qu'il", mail.failure_reason)
+        self.assertTrue(invoice.smtp_invoicing_mail_failure.startswith("Pas encore remis : "))
 
     def test_temporary_refusal_backs_off_and_wakes_the_queue(self):
         """451 on every attempt: retried after 5, 15, 60 minutes..., each time with a queue trigger, then Failed."""

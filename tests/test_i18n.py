@@ -6,7 +6,7 @@ import re
 
 import polib
 
-from odoo.tests import TransactionCase
+from odoo.tests import TransactionCase, new_test_user
 from odoo.tools.translate import trans_export
 
 from common import MailboxCase
@@ -66,3 +66,24 @@ class TestFrenchInterface(MailboxCase):
         self.env["ir.module.module"]._load_module_terms(["smtp_invoicing"], ["fr_FR"], overwrite=True)
         labels = dict(mailbox._fields["verification_state"]._description_selection(mailbox.env))
         self.assertEqual(labels["pending"], "En attente")
+
+    def test_scheduled_check_writes_its_result_in_the_requesters_language(self):
+        """The scheduled action (English) writes a French administrator's Verified and Failed in French."""
+        french_admin = new_test_user(
+            self.env, login="admin-fr", groups="base.group_user,base.group_system", lang="fr_FR"
+        )
+        verified = self.create_mailbox(name="Vérifiée")
+        refused = self.create_mailbox(name="Refusée", smtp_pass="not-the-password")
+        (verified | refused).with_user(french_admin).action_verify()
+        self.assertNotEqual(self.env.lang, "fr_FR")  # the scheduled action runs in English
+        self.run_verification_cron()
+        self.assertEqual(verified.verification_state, "verified", verified.verification_message)
+        self.assertTrue(
+            verified.verification_message.startswith("Vérifiée : Odoo s'est connecté de façon sécurisée"),
+            verified.verification_message,
+        )
+        self.assertEqual(refused.verification_state, "failed")
+        self.assertTrue(
+            refused.verification_message.startswith("L'identifiant ou le mot de passe a été refusé."),
+            refused.verification_message,
+        )

@@ -76,7 +76,8 @@ class IrMailServer(models.Model):
         if mailbox.smtp_invoicing_mailbox:
             if not allow_archived and not mailbox.active:
                 raise UserError(_('The server "%s" cannot be used because it is archived.', mailbox.display_name))
-            return mailbox._smtp_invoicing_connect()
+            # a refusal is written on the mailbox in its readers' language, not the queue's
+            return mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())._smtp_invoicing_connect()
         return super().connect(
             host=host,
             port=port,
@@ -198,6 +199,7 @@ class IrMailServer(models.Model):
             own = mailbox.smtp_invoicing_mailbox
         if not own:
             return super().send_email(message, **kwargs)
+        mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
         try:
             return super().send_email(message, **kwargs)
         except MailDeliveryException as error:
@@ -209,7 +211,7 @@ class IrMailServer(models.Model):
         except _BROKEN_CONNECTION:
             refusal = Refusal(
                 temporary=True,
-                reason=_(
+                reason=mailbox.env._(
                     "The connection to the server of “%(name)s” broke before it accepted this mail; "
                     "Odoo sends it again in a few minutes.",
                     name=mailbox.name,

@@ -402,13 +402,29 @@ class IrMailServer(models.Model):
             "deadline": deadline,
         }
 
+    def _smtp_invoicing_reader_lang(self):
+        """The language the mailbox's status, notes and reasons are written in by background work.
+
+        The scheduled actions run in their user's language (English): the status is written
+        for whoever asked for the last verification, else whoever created the mailbox, else
+        its company.
+        """
+        self.ensure_one()
+        server = self.sudo()
+        for user in (server.smtp_invoicing_requested_by_id, server.create_uid):
+            if user.active and not user.share and user.lang:
+                return user.lang
+        company = server.smtp_invoicing_company_id or self.env.company
+        return company.partner_id.lang or self.env.lang
+
     def _smtp_invoicing_record_verification(self, error=None):
         """Record the outcome of a check that raised ``error`` (None: it succeeded).
 
         Called with the mailbox's lease held, in the transaction that ends the check.
         """
         self.ensure_one()
-        server = self.sudo()
+        # written in the language of those who read the mailbox, not the scheduled action's
+        server = self.sudo().with_context(lang=self._smtp_invoicing_reader_lang())
         if error is None:
             server._smtp_invoicing_mark_verified()
         elif isinstance(error, smtp.SmtpCheckError) and smtp.is_temporary(error.reason):

@@ -252,6 +252,7 @@ class MailMail(models.Model):
                 "held" if mail in held else "retry" if mail in retry else mail.state,
                 mail.failure_reason,
                 mail.smtp_invoicing_retry_count,
+                mail.smtp_invoicing_mailbox_id._smtp_invoicing_reader_lang(),
             )
             for mail in documents
         ]
@@ -262,9 +263,10 @@ class MailMail(models.Model):
             held._smtp_invoicing_hold()
         for mail in retry:
             mail._smtp_invoicing_schedule_retry()
-        for model, res_id, template, mail_id, outcome, reason, retries in outcomes:
+        for model, res_id, template, mail_id, outcome, reason, retries, lang in outcomes:
             if model == "account.move":
-                self.env["account.move"].browse(res_id)._smtp_invoicing_record_outcome(
+                # shown on the invoice in the language of the mailbox's readers, not the queue's
+                self.env["account.move"].with_context(lang=lang).browse(res_id)._smtp_invoicing_record_outcome(
                     template, mail_id, outcome, reason, retries
                 )
         return result
