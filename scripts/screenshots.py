@@ -154,6 +154,21 @@ class Chrome:
             raise LookupError(f"no {selector} reads {text!r}")
         time.sleep(0.5)
 
+    def wait_for_text(self, selector, text, timeout=120):
+        """Wait until an element of ``selector`` reads ``text``: a result the server saves in the background
+        (the scheduled action's verification) shows once the form reloads on the bus."""
+        found = (
+            f"[...document.querySelectorAll({json.dumps(selector)})]"
+            f".some((el) => el.textContent.includes({json.dumps(text)}))"
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.js(found):
+                time.sleep(0.8)  # let the web client finish rendering
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"no {selector} read {text!r} within {timeout} s")
+
     def type_text(self, selector, text):
         """Replace the text of an input as a user types it (a many2one searches as it is typed)."""
         self.wait_for(selector)
@@ -401,9 +416,9 @@ class Shot:
     """One screenshot: open ``url`` (after the server's address), wait for ``wait``, run ``steps``, keep ``clip``.
 
     ``steps`` are ("click", selector), ("click_text", selector, text), ("type", selector, text),
-    ("check", selector), ("wait", selector) or ("scroll", selector); ``clip`` is a JavaScript
-    expression returning [x, y, width, height] (``area()`` writes one), or None for the whole
-    window; ``lang`` is the administrator's language during the shot (his own is restored after).
+    ("check", selector), ("wait", selector), ("wait_text", selector, text) or ("scroll", selector);
+    ``clip`` is a JavaScript expression returning [x, y, width, height] (``area()`` writes one),
+    or None for the whole window; ``lang`` is the administrator's language during the shot (his own is restored after).
     """
 
     name: str
@@ -523,7 +538,12 @@ SHOTS = [
     Shot(
         "screenshot_mailbox_french.png",
         f"{MAILBOXES}/{{invoice_mailbox}}",
-        ".o_form_view",
+        ".o_form_view button[name='action_verify']",
+        # Verify as the French administrator: the scheduled action writes the status in his language
+        steps=(
+            ("click", ".o_form_view button[name='action_verify']"),
+            ("wait_text", ".o_form_view .alert-success .o_smtp_invoicing_success", "Vérifiée :"),
+        ),
         clip=area(
             ".o_main_navbar", ".o_inner_group:has(div[name='smtp_pass'])", ".o_inner_group:has(div[name='smtp_port'])"
         ),
@@ -562,6 +582,7 @@ def take(odoo, chrome, base_url, shot, ids, out):
             "type": chrome.type_text,
             "check": chrome.check,
             "wait": chrome.wait_for,
+            "wait_text": chrome.wait_for_text,
             "scroll": chrome.scroll_to,
         }
         for action, *args in shot.steps:
