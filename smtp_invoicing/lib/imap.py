@@ -21,23 +21,11 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imapclient import SEEN, SENT
 
 from . import oauth
-from .tls import connection_reason, scrub, shared_ssl_context
+from .tls import CONNECTION_REASONS, connection_reason, scrub, shared_ssl_context
 
 _logger = logging.getLogger(__name__)
 
-REASONS = (
-    "dns",
-    "dns_unavailable",
-    "refused",
-    "timeout",
-    "wrong_protocol",
-    "untrusted_certificate",
-    "hostname_mismatch",
-    "auth_failed",
-    "imap_disabled",
-    "network",
-    "protocol_error",
-)
+REASONS = (*CONNECTION_REASONS, "auth_failed", "imap_disabled")
 # Gmail: "[ALERT] Your account is not enabled for IMAP use. Please visit your Gmail
 # settings page and enable your account for IMAP access." (and older wordings)
 _IMAP_DISABLED = re.compile(r"not enabled for IMAP|IMAP access is disabled|enable (your account )?for IMAP", re.I)

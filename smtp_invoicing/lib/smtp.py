@@ -21,20 +21,14 @@ import time
 from concurrent import futures
 
 from . import oauth
-from .tls import connection_reason, scrub, shared_ssl_context
+from .tls import CONNECTION_REASONS, connection_reason, scrub, shared_ssl_context
 
 _logger = logging.getLogger(__name__)
 
 REASONS = (
-    "dns",
-    "dns_unavailable",
-    "refused",
-    "timeout",
-    "wrong_protocol",
+    *CONNECTION_REASONS,
     "expects_ssl",
     "expects_starttls",
-    "untrusted_certificate",
-    "hostname_mismatch",
     "no_starttls",
     "no_auth",
     "auth_failed",
@@ -52,8 +46,6 @@ REASONS = (
     "oauth_unavailable",
     "oauth_refused",
     "temporary",
-    "network",
-    "protocol_error",
 )
 # Failures that a later attempt may cure without anybody changing a setting: a
 # re-check keeps the mailbox usable and a mail is retried. Every other reason
@@ -382,8 +374,6 @@ def single_login(connection, user, password):
     mechanism = next((m for m in _MECHANISMS if m in advertised), None)
     if mechanism is None:
         raise SmtpCheckError("no_auth", detail="no supported AUTH mechanism in: %s" % " ".join(advertised))
-    # read by smtplib's authobjects; _Utf8: CRAM-MD5's key is password.encode("ascii")
-    connection.user, connection.password = user or "", _Utf8(password or "")
     authobject, answers = {
         "PLAIN": (connection.auth_plain, 1),
         "LOGIN": (connection.auth_login, 2),
@@ -391,7 +381,13 @@ def single_login(connection, user, password):
     }[mechanism]
     secrets = (password, *(_b64(value) for value in ("\0%s\0%s" % (user or "", password or ""), password or "")))
     _logger.debug("SMTP AUTH %s as %s", mechanism, user)
-    code, text, _challenges = _authenticate(connection, mechanism, authobject, answers, secrets)
+    # read by smtplib's authobjects (_Utf8: CRAM-MD5's key is password.encode("ascii")), and
+    # not kept on the connection that then sends the mails
+    connection.user, connection.password = user or "", _Utf8(password or "")
+    try:
+        code, text, _challenges = _authenticate(connection, mechanism, authobject, answers, secrets)
+    finally:
+        connection.user = connection.password = None
     if code != 235:
         raise SmtpCheckError(_auth_reason(code, text), code, text)
 

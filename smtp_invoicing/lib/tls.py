@@ -15,6 +15,19 @@ import time
 
 from .presets import PRESETS
 
+# Reasons of failures that SMTP and IMAP share: those of connection_reason(), a connection
+# broken later (network) and a server that answers what its protocol does not (protocol_error).
+CONNECTION_REASONS = (
+    "dns",
+    "dns_unavailable",
+    "refused",
+    "timeout",
+    "wrong_protocol",
+    "untrusted_certificate",
+    "hostname_mismatch",
+    "network",
+    "protocol_error",
+)
 # OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
 MISMATCH_CODES = (62, 64)
 # Loading the system CA store costs ~0.1 s of CPU: contexts are shared between
