@@ -1,8 +1,8 @@
 """A tiny authoritative DNS server on 127.0.0.1 (UDP) for the deliverability tests.
 
 Built on dnspython's message API: answers TXT/A/AAAA from a dict, NXDOMAIN for
-unknown names, and stays silent for names listed in ``silent`` (to provoke
-timeouts). Counts the queries it receives.
+unknown names (negative answers carry an SOA, as real servers' do), and stays silent
+for names listed in ``silent`` (to provoke timeouts). Counts the queries it receives.
 """
 
 import socket
@@ -16,6 +16,7 @@ import dns.rdatatype
 import dns.rrset
 
 HOST = "127.0.0.1"
+_SOA = "ns.test. hostmaster.test. 1 3600 600 86400 300"
 
 
 class DnsServer:
@@ -76,6 +77,8 @@ class DnsServer:
                 if rdtype == "TXT":
                     values = [" ".join(f'"{chunk}"' for chunk in _chunks(value)) for value in values]
                 response.answer.append(dns.rrset.from_text_list(question.name, 300, "IN", rdtype, values))
+            if not response.answer:  # RFC 2308: a negative answer carries the SOA that bounds its caching
+                response.authority.append(dns.rrset.from_text(question.name, 300, "IN", "SOA", _SOA))
             self._sock.sendto(response.to_wire(), address)
 
 

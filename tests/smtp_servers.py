@@ -224,6 +224,20 @@ class _RecordingSMTP(SMTP):
             self._owner._record_cleartext_auth(arg)
         await super().smtp_AUTH(arg)
 
+    async def auth_PLAIN(self, server, args):
+        """With ``rechallenge_auth``, hostile: takes the initial response, then keeps challenging,
+        recording every answer (decoded) in ``auth_answers``; never accepts."""
+        if not self._owner.rechallenge_auth:
+            return await super().auth_PLAIN(server, args)
+        answer = base64.b64decode(args[1]) if len(args) > 1 else b""
+        for _round in range(8):
+            with self._owner._lock:
+                self._owner.auth_answers.append(answer)
+            answer = await self.challenge_auth("again")
+            if answer is MISSING or self.transport.is_closing():
+                break
+        return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS)
+
     async def auth_CRAM__MD5(self, _server, args):
         """CRAM-MD5 (RFC 2195), only advertised when a test asks for it."""
         challenge = b"<%d.%d@mail.test>" % (os.getpid(), id(self))
@@ -323,7 +337,8 @@ class SmtpServer:
     ``mail_from_delay_count`` MAIL commands only when it is set;
     ``rcpt_replies`` maps a recipient address to the (code, text) refusing it at RCPT;
     ``drop_after_data`` resets that many connections after the message content arrived,
-    before the server's reply (a connection dropped during DATA).
+    before the server's reply (a connection dropped during DATA); ``rechallenge_auth`` answers
+    every AUTH PLAIN response with one more challenge (``auth_answers`` records them).
     """
 
     smtp_class = _RecordingSMTP
@@ -345,6 +360,7 @@ class SmtpServer:
         rcpt_replies=None,
         drop_after_data=0,
         mail_from_delay_count=None,
+        rechallenge_auth=False,
     ):
         if mode not in ("starttls", "ssl", "plain"):
             raise ValueError(mode)
@@ -358,6 +374,7 @@ class SmtpServer:
         self.rcpt_replies = {address.lower(): reply for address, reply in (rcpt_replies or {}).items()}
         self.drop_after_data = drop_after_data
         self.mail_from_delay_count = mail_from_delay_count
+        self.rechallenge_auth, self.auth_answers = rechallenge_auth, []
         self.messages, self.auth_attempts, self.mail_from_commands, self.commands = [], [], [], []
         self.connections = 0
         self._lock = threading.Lock()

@@ -232,10 +232,9 @@ def test_refused_tokens_are_decoded_into_reasons(pki, provider):
     ],
 )
 def test_challenge_decoding(challenge, reason):
-    """The base64 JSON error challenge sent before the 535 names why the token was refused."""
-    encoded = base64.b64encode(json.dumps(challenge).encode())
-    assert smtp._challenge_reason(encoded) == reason
-    assert smtp._challenge_reason(b"not base64 !") == "token_invalid"
+    """The JSON error challenge (base64-decoded) sent before the 535 names why the token was refused."""
+    assert smtp._challenge_reason(json.dumps(challenge).encode()) == reason
+    assert smtp._challenge_reason(b"not json !") == "token_invalid"
 
 
 def test_xoauth2_needs_the_server_to_offer_it(pki):

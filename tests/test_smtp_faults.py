@@ -97,6 +97,19 @@ def test_temporary_and_permanent_mail_from_replies(pki, reply, reason):
     assert srv.messages == [] and len(srv.auth_attempts) == 1
 
 
+def test_a_server_that_keeps_challenging_gets_the_password_once(pki):
+    """AUTH PLAIN answered with challenge after challenge: the password crosses once, then empty answers."""
+    options = {"mode": "starttls", "cert": pki.leaf(), "users": {USER: PASSWORD}, "rechallenge_auth": True}
+    with SmtpServer(**options) as srv:
+        error = check(srv.host, srv.port, "starttls", pki.ca_pem)
+    assert error.reason == "protocol_error" and PASSWORD not in str(error)
+    assert len(srv.auth_answers) > 1
+    assert [PASSWORD.encode() in answer for answer in srv.auth_answers] == [True] + [False] * (
+        len(srv.auth_answers) - 1
+    )
+    assert srv.commands.count("AUTH") == 1 and srv.messages == []
+
+
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_one_authentication_attempt_per_mechanism(pki, mechanism):
     """Whatever the mechanism, a refused password costs exactly one attempt; a right one succeeds."""

@@ -24,6 +24,7 @@ _spec = importlib.util.spec_from_file_location(
 sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
 smtp = importlib.import_module("smtp_invoicing_lib.smtp")
+tls = importlib.import_module("smtp_invoicing_lib.tls")
 
 USER, PASSWORD, SENDER = "billing@example.com", "s3cr3t-Pässwörd", "billing@example.com"
 GMAIL_534 = (
@@ -218,11 +219,11 @@ def test_dns_reason_tells_a_resolver_down_from_a_name_that_does_not_exist():
     # a real EAI_NONAME, without asking any resolver
     not_found = _gaierror("smtp.gmail.com", flags=socket.AI_NUMERICHOST)
     assert not_found.errno == socket.EAI_NONAME
-    assert smtp.dns_reason(not_found, "smtp.gmial.com") == "dns"
-    assert smtp.dns_reason(not_found, "SMTP.Gmail.com.") == "dns_unavailable"
-    assert smtp.dns_reason(not_found, "outlook.office365.com") == "dns_unavailable"
+    assert tls.dns_reason(not_found, "smtp.gmial.com") == "dns"
+    assert tls.dns_reason(not_found, "SMTP.Gmail.com.") == "dns_unavailable"
+    assert tls.dns_reason(not_found, "outlook.office365.com") == "dns_unavailable"
     for code in (socket.EAI_AGAIN, socket.EAI_FAIL):
-        assert smtp.dns_reason(socket.gaierror(code, "resolver"), "mail.acme-billing.fr") == "dns_unavailable"
+        assert tls.dns_reason(socket.gaierror(code, "resolver"), "mail.acme-billing.fr") == "dns_unavailable"
     assert smtp.is_temporary("dns_unavailable") and not smtp.is_temporary("dns")
 
 
@@ -388,7 +389,7 @@ def test_single_login_login_mechanism(pki):
     with server(pki) as srv:
         connection = smtplib.SMTP(srv.host, srv.port, timeout=5)
         try:
-            connection.starttls(context=smtp.make_ssl_context(pki.ca_pem))
+            connection.starttls(context=tls.make_ssl_context(pki.ca_pem))
             connection.ehlo()
             connection.esmtp_features["auth"] = "LOGIN"
             smtp.single_login(connection, USER, PASSWORD)
@@ -405,8 +406,8 @@ def test_make_ssl_context_is_strict(pki):
     """The TLS context verifies chain and host name and refuses TLS < 1.2."""
     import ssl
 
-    context = smtp.make_ssl_context(pki.ca_pem)
+    context = tls.make_ssl_context(pki.ca_pem)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     with pytest.raises(ValueError):
-        smtp.make_ssl_context("not a certificate")
+        tls.make_ssl_context("not a certificate")

@@ -69,7 +69,6 @@ class FailedRecipient:
 
     address: str
     status: str
-    action: str
     diagnostic: str
     reason: str
 
@@ -217,8 +216,7 @@ def parse_report(raw):
                 status = "4.0.0"
             else:
                 status = "5.0.0"
-        action = action or ("failed" if status.startswith("5") else "delayed")
-        recipients.append(FailedRecipient(address, status, action, diagnostic, reason_for(status, diagnostic)))
+        recipients.append(FailedRecipient(address, status, diagnostic, reason_for(status, diagnostic)))
     if not recipients:
         return None
     return DeliveryReport(tuple(recipients), _original_message_id(message, text))

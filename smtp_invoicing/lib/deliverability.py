@@ -9,22 +9,25 @@ SPF's own limit of 10 DNS lookups (RFC 7208 §4.6.4). DMARC only reads the
 policy: since Odoo sends with the envelope sender equal to the From address,
 an SPF pass is aligned.
 
-Lookups are bounded by ``lifetime`` seconds each and the whole result is cached
-per (domain, host, nameservers) for ``CACHE_SECONDS`` (``ERROR_CACHE_SECONDS``
-after a DNS failure), so a form opened repeatedly does not query DNS again.
+Lookups are bounded by ``lifetime`` seconds each. Answers (negative ones too) are kept
+in dnspython's own cache for their DNS TTL, one cache per nameserver configuration, so a
+form opened repeatedly does not query DNS again; dnspython does not keep failures, so a
+check that DNS could not answer is kept ``ERROR_CACHE_SECONDS`` here.
 """
 
 import contextlib
+import functools
 import ipaddress
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dns.exception
 import dns.resolver
 
-CACHE_SECONDS = 600
 ERROR_CACHE_SECONDS = 60
+# answers kept per nameserver configuration (each check asks a handful of names)
+CACHE_ANSWERS = 10000
 MAX_SPF_LOOKUPS = 10
 
 # RFC 2606 / RFC 6761 names never exist in public DNS: the system's resolver is not asked
@@ -102,14 +105,12 @@ class Report:
     domain: str
     level: str
     spf: str | None = None
-    spf_record: str | None = None
     dmarc: str | None = None
     dmarc_policy: str | None = None
     # "reserved", "no_domain" or "dns_error" when level is unknown; "public" (level good): a public
     # mailbox service's domain, nothing to configure
     reason: str | None = None
     detail: str | None = None
-    checked_at: float = field(default_factory=time.time)
 
 
 def sender_domain(email):
@@ -155,8 +156,11 @@ def spf_mechanism(smtp_host):
     return ("ip4:" if address.version == 4 else "ip6:") + str(address)
 
 
-def make_resolver(nameservers=None, timeout=3.0):
-    """A dnspython resolver; ``nameservers`` is a list of ``(ip, port)``, else the system's."""
+@functools.lru_cache(maxsize=8)
+def _resolver(nameservers, timeout):
+    """A dnspython resolver with its own answer cache; ``nameservers`` is a tuple of ``(ip, port)``,
+    else the system's. Shared by every check of that configuration (dnspython's resolver and
+    cache are thread-safe)."""
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [ip for ip, _port in nameservers]
@@ -165,7 +169,7 @@ def make_resolver(nameservers=None, timeout=3.0):
         resolver = dns.resolver.Resolver()
     resolver.timeout = timeout
     resolver.lifetime = timeout
-    resolver.cache = None
+    resolver.cache = dns.resolver.LRUCache(CACHE_ANSWERS)
     return resolver
 
 
@@ -278,16 +282,14 @@ class _SpfWalk:
         return False
 
 
-def _check_uncached(domain, smtp_host, resolver):
+def _report(domain, smtp_host, resolver):
     spf_strings = _spf_records(_txt(resolver, domain))
     report = Report(domain=domain, level=UNKNOWN)
     if not spf_strings:
         report.spf = SPF_MISSING
     elif len(spf_strings) > 1:
         report.spf = SPF_INVALID
-        report.spf_record = " | ".join(spf_strings)
     else:
-        report.spf_record = spf_strings[0]
         allowed = _SpfWalk(resolver, domain, smtp_host).allows(spf_strings[0], domain)
         report.spf = SPF_PASS if allowed else SPF_NOT_LISTED
     dmarc_strings = [s for s in _txt(resolver, f"_dmarc.{domain}") if s.lower().startswith("v=dmarc1")]
@@ -308,13 +310,16 @@ def _check_uncached(domain, smtp_host, resolver):
     return report
 
 
-_cache = {}
-_cache_lock = threading.Lock()
+# failures only: dnspython's cache keeps answers, not timeouts or server failures
+_failures = {}
+_failures_lock = threading.Lock()
 
 
 def clear_cache():
-    with _cache_lock:
-        _cache.clear()
+    """Forget every DNS answer and failure kept."""
+    _resolver.cache_clear()
+    with _failures_lock:
+        _failures.clear()
 
 
 def check(email, smtp_host, nameservers=None, timeout=3.0):
@@ -328,16 +333,14 @@ def check(email, smtp_host, nameservers=None, timeout=3.0):
         return Report(domain=domain, level=UNKNOWN, reason="reserved")
     key = (domain, (smtp_host or "").lower(), tuple(nameservers or ()))
     now = time.monotonic()
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
+    with _failures_lock:
+        failure = _failures.get(key)
+        if failure and failure[0] > now:
+            return failure[1]
     try:
-        report = _check_uncached(domain, smtp_host, make_resolver(nameservers, timeout))
-        expires = now + CACHE_SECONDS
+        return _report(domain, smtp_host, _resolver(tuple(nameservers or ()), timeout))
     except DnsLookupError as error:
         report = Report(domain=domain, level=UNKNOWN, reason="dns_error", detail=str(error))
-        expires = now + ERROR_CACHE_SECONDS
-    with _cache_lock:
-        _cache[key] = (expires, report)
+    with _failures_lock:
+        _failures[key] = (now + ERROR_CACHE_SECONDS, report)
     return report

@@ -1,7 +1,7 @@
 """Reading a user's own mailbox over IMAP, safely: delivery reports only, never a flag changed.
 
 Pure Python (no Odoo), on ``imapclient``. Every connection is implicit TLS with the same
-verification as for SMTP (certificate chain and host name, ``lib/smtp.py``'s shared
+verification as for SMTP (certificate chain and host name, ``lib/tls.py``'s shared
 context); no command is sent before TLS and the password is tried once. Failures are
 reported as :class:`ImapCheckError` with a machine-readable ``reason``.
 
@@ -14,33 +14,18 @@ import email
 import email.policy
 import logging
 import re
-import socket
-import ssl
 from dataclasses import dataclass, field
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SEEN, SENT
 
-from .smtp import _shared_ssl_context, dns_reason
+from . import oauth
+from .tls import CONNECTION_REASONS, connection_reason, scrub, shared_ssl_context
 
 _logger = logging.getLogger(__name__)
 
-REASONS = (
-    "dns",
-    "dns_unavailable",
-    "refused",
-    "timeout",
-    "wrong_protocol",
-    "untrusted_certificate",
-    "hostname_mismatch",
-    "auth_failed",
-    "imap_disabled",
-    "network",
-    "protocol_error",
-)
-# OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
-_MISMATCH_CODES = (62, 64)
+REASONS = (*CONNECTION_REASONS, "auth_failed", "imap_disabled")
 # Gmail: "[ALERT] Your account is not enabled for IMAP use. Please visit your Gmail
 # settings page and enable your account for IMAP access." (and older wordings)
 _IMAP_DISABLED = re.compile(r"not enabled for IMAP|IMAP access is disabled|enable (your account )?for IMAP", re.I)
@@ -71,13 +56,6 @@ class ImapCheckError(Exception):
         super().__init__("%s: %s" % (reason, self.detail) if self.detail else reason)
 
 
-def _scrub(text, secrets):
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _detail(exc):
     text = str(exc)
     # imaplib/imapclient errors carry the server's text as a bytes repr: b'[ALERT] ...'
@@ -86,23 +64,12 @@ def _detail(exc):
 
 
 def _classify(exc, secrets=(), host=None):
-    detail = _scrub(_detail(exc), secrets)
+    detail = scrub(_detail(exc), secrets)
     if isinstance(exc, LoginError):
         return ImapCheckError("imap_disabled" if _IMAP_DISABLED.search(detail) else "auth_failed", detail)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        message = str(exc.verify_message or exc)
-        if exc.verify_code in _MISMATCH_CODES or "mismatch" in message.lower():
-            return ImapCheckError("hostname_mismatch", message)
-        return ImapCheckError("untrusted_certificate", message)
-    if isinstance(exc, ssl.SSLError):
-        # typically a plain-text port (143) spoken to with implicit TLS
-        return ImapCheckError("wrong_protocol", detail)
-    if isinstance(exc, socket.gaierror):
-        return ImapCheckError(dns_reason(exc, host), detail)
-    if isinstance(exc, ConnectionRefusedError):
-        return ImapCheckError("refused", detail)
-    if isinstance(exc, TimeoutError):
-        return ImapCheckError("timeout", detail)
+    common = connection_reason(exc, detail, host)
+    if common:
+        return ImapCheckError(*common)
     if isinstance(exc, IMAPClientError):  # imaplib's error/abort: NO, BAD or a broken exchange
         return ImapCheckError("protocol_error", detail)
     if isinstance(exc, OSError):
@@ -120,7 +87,7 @@ def classify_error(exc, secrets=()):
 def _xoauth2_responder(user, access_token):
     """XOAUTH2 answers: the token once; an error challenge (Gmail's base64 JSON) gets the
     empty response RFC 7628 asks for, never the token a second time."""
-    answers = ["user=%s\x01auth=Bearer %s\x01\x01" % (user, access_token)]
+    answers = [oauth.xoauth2_string(user, access_token)]
 
     def respond(_challenge):
         return answers.pop() if answers else b""
@@ -135,7 +102,7 @@ def open_session(host, port, user, password=None, *, access_token=None, ca_pem=N
     with other mechanisms: a wrong password counts once against the account's lockout.
     The caller logs out (or uses it as a context manager).
     """
-    context = _shared_ssl_context(ca_pem)
+    context = shared_ssl_context(ca_pem)
     client = None
     try:
         _logger.debug("IMAP connecting to %s:%s", host, port)

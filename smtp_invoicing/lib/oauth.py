@@ -206,3 +206,8 @@ def identity(provider, claims):
     else:
         value = claims.get("email") if claims.get("email_verified") in (True, "true") else ""
     return str(value or "").strip().lower()
+
+
+def xoauth2_string(user, access_token):
+    """The XOAUTH2 SASL initial response (before base64) of ``user`` with ``access_token``, for SMTP and IMAP."""
+    return "user=%s\x01auth=Bearer %s\x01\x01" % (user, access_token)

@@ -7,9 +7,7 @@ machine-readable ``reason`` so that the caller can show an actionable message.
 import base64
 import binascii
 import contextlib
-import functools
 import heapq
-import hmac
 import itertools
 import json
 import logging
@@ -22,20 +20,15 @@ import threading
 import time
 from concurrent import futures
 
-from .presets import PRESETS
+from . import oauth
+from .tls import CONNECTION_REASONS, connection_reason, scrub, shared_ssl_context
 
 _logger = logging.getLogger(__name__)
 
 REASONS = (
-    "dns",
-    "dns_unavailable",
-    "refused",
-    "timeout",
-    "wrong_protocol",
+    *CONNECTION_REASONS,
     "expects_ssl",
     "expects_starttls",
-    "untrusted_certificate",
-    "hostname_mismatch",
     "no_starttls",
     "no_auth",
     "auth_failed",
@@ -53,8 +46,6 @@ REASONS = (
     "oauth_unavailable",
     "oauth_refused",
     "temporary",
-    "network",
-    "protocol_error",
 )
 # Failures that a later attempt may cure without anybody changing a setting: a
 # re-check keeps the mailbox usable and a mail is retried. Every other reason
@@ -63,9 +54,6 @@ TEMPORARY_REASONS = frozenset({"dns_unavailable", "refused", "timeout", "tempora
 PROTOCOLS = ("starttls", "ssl")
 # Preference order for password mechanisms; all of them only ever run inside TLS.
 _MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
-_MAX_AUTH_ROUNDS = 3
-# OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
-_MISMATCH_CODES = (62, 64)
 # A STARTTLS connection with no greeting after this many seconds (at most half the socket
 # timeout) has its port probed for implicit TLS; SMTP servers greet at once (RFC 5321
 # §3.1), the greeting is still awaited for the rest of the timeout.
@@ -81,36 +69,6 @@ class SmtpCheckError(Exception):
         self.reason, self.smtp_code, self.detail = reason, smtp_code, detail or ""
         message = reason if smtp_code is None else "%s (%s)" % (reason, smtp_code)
         super().__init__("%s: %s" % (message, self.detail) if self.detail else message)
-
-
-def make_ssl_context(ca_pem=None):
-    """Verifying TLS >= 1.2 client context: system CAs plus the optional extra CA PEM text."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.check_hostname = True
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    if ca_pem:
-        try:
-            context.load_verify_locations(cadata=ca_pem)
-        except ssl.SSLError as exc:
-            raise ValueError("invalid CA certificate PEM: %s" % exc) from exc
-    return context
-
-
-# Loading the system CA store costs ~0.1 s of CPU: contexts are shared between
-# connections (an SSLContext is safe to use from several threads) and rebuilt hourly
-# so that an updated CA store is picked up.
-_CONTEXT_LIFETIME = 3600
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_ssl_context(ca_pem, period):
-    return make_ssl_context(ca_pem)
-
-
-def _shared_ssl_context(ca_pem):
-    return _cached_ssl_context(ca_pem or None, int(time.monotonic() // _CONTEXT_LIFETIME))
 
 
 class _DeadlineWatcher:
@@ -297,17 +255,6 @@ def _text(resp):
     return str(resp or "")
 
 
-def _scrub(text, secrets):
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _b64(data):
-    return base64.b64encode(data).decode("ascii")
-
-
 def _reply_reason(code):
     return "temporary" if 400 <= code < 500 else "protocol_error"
 
@@ -334,29 +281,6 @@ def mail_reason(code, text):
     return "protocol_error"
 
 
-# Host names of the provider presets (sending and incoming): they exist, so a resolver that
-# says otherwise is not working here (offline machine, filtering DNS), not a typo.
-KNOWN_HOSTS = frozenset(host for preset in PRESETS.values() for host in (preset["host"], preset["imap_host"]))
-# getaddrinfo() codes of a resolver that could not answer now (EAI_AGAIN: no DNS reachable
-# or a timeout; EAI_FAIL: a server failure, SERVFAIL); EAI_NONAME/EAI_NODATA say the name
-# has no address.
-_DNS_UNAVAILABLE_CODES = frozenset({socket.EAI_AGAIN, socket.EAI_FAIL})
-
-
-def dns_reason(error, host):
-    """``dns_unavailable`` or ``dns``: the reason of ``error``, a ``socket.gaierror`` resolving ``host``.
-
-    Only a resolver's temporary failure, or a known provider host it cannot find, is
-    ``dns_unavailable`` (Odoo tries again by itself); any other name is reported as one
-    that does not exist, for a person to correct.
-    """
-    if error.errno in _DNS_UNAVAILABLE_CODES:
-        return "dns_unavailable"
-    if (host or "").strip().lower().rstrip(".") in KNOWN_HOSTS:
-        return "dns_unavailable"
-    return "dns"
-
-
 def is_temporary(reason):
     """True when ``reason`` (a SmtpCheckError reason) may heal without anybody acting."""
     return reason in TEMPORARY_REASONS
@@ -366,29 +290,20 @@ def _classify(exc, stage, secrets=(), host=None):
     """Map a low-level exception to a SmtpCheckError (``stage``: connect, tls, auth, mail; ``host``: the
     name being connected to)."""
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = _scrub(_text(exc.smtp_error), secrets)
+        text = scrub(_text(exc.smtp_error), secrets)
         code = exc.smtp_code
         if isinstance(exc, smtplib.SMTPAuthenticationError):
             return SmtpCheckError(_auth_reason(code, text), code, text)
         return SmtpCheckError(_reply_reason(code), code, text)
-    detail = _scrub(str(exc), secrets)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        message = str(exc.verify_message or exc)
-        if exc.verify_code in _MISMATCH_CODES or "Hostname mismatch" in message or "IP address mismatch" in message:
-            return SmtpCheckError("hostname_mismatch", detail=message)
-        return SmtpCheckError("untrusted_certificate", detail=message)
-    if isinstance(exc, ssl.SSLError):
-        return SmtpCheckError("wrong_protocol", detail=detail)
-    if isinstance(exc, socket.gaierror):
-        return SmtpCheckError(dns_reason(exc, host), detail=detail)
-    if isinstance(exc, ConnectionRefusedError):
-        return SmtpCheckError("refused", detail=detail)
     if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, TimeoutError):
         exc = exc.__context__  # smtplib reports a read timeout as a disconnection
-    if isinstance(exc, TimeoutError):  # socket.timeout is an alias since Python 3.10
-        if stage == "connect":
+    detail = scrub(str(exc), secrets)
+    common = connection_reason(exc, detail, host)
+    if common:
+        reason, detail = common
+        if reason == "timeout" and stage == "connect":
             detail = "no SMTP greeting in time (STARTTLS spoken to an implicit-TLS port?): %s" % detail
-        return SmtpCheckError("timeout", detail=detail)
+        return SmtpCheckError(reason, detail=detail)
     if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionResetError)):
         # Hung up before/while greeting: typically STARTTLS spoken to an implicit-TLS port.
         return SmtpCheckError("wrong_protocol" if stage == "connect" else "network", detail=detail)
@@ -406,67 +321,90 @@ def _expired_error(error, deadline):
     return error
 
 
-def single_login(connection, user, password):
-    """Authenticate with exactly one AUTH exchange using the best advertised mechanism.
+class _Utf8(str):
+    """An AUTH response that ``smtplib.SMTP.auth()`` encodes as UTF-8 (RFC 4616, RFC 4954), not ASCII."""
 
-    ``smtplib.SMTP.login()`` retries every mechanism the server offers, which multiplies
-    failed attempts (and lockout risk), so it is not used. Raises SmtpCheckError.
+    def encode(self, encoding="utf-8", errors="strict"):
+        return str.encode(self, "utf-8", errors)
+
+
+def _authenticate(connection, mechanism, authobject, answers, secrets):
+    """One ``AUTH mechanism`` exchange through ``smtplib.SMTP.auth()``.
+
+    Returns the final ``(code, text, challenges)``, ``challenges`` the decoded server
+    challenges. ``authobject`` answers its first ``answers`` calls (the initial response
+    counts); a server that keeps challenging gets empty lines, never the credentials
+    again. smtplib takes a 503 for success: only 235 is, the caller decides. Raises
+    SmtpCheckError with ``secrets`` scrubbed.
     """
-    advertised = connection.esmtp_features.get("auth", "").upper().split()
-    mechanism = next((m for m in _MECHANISMS if m in advertised), None)
-    if mechanism is None:
-        raise SmtpCheckError("no_auth", detail="no supported AUTH mechanism in: %s" % " ".join(advertised))
-    # UTF-8 per RFC 4616; smtplib.SMTP.auth() would reject non-ASCII passwords.
-    user_b, password_b = (user or "").encode("utf-8"), (password or "").encode("utf-8")
-    plain = b"\0" + user_b + b"\0" + password_b
-    login_answers = [user_b, password_b]
+    calls = itertools.count()
+    challenges = []
 
-    def respond(challenge):
-        if mechanism == "PLAIN":
-            return plain
-        if mechanism == "LOGIN":
-            return login_answers.pop(0) if login_answers else b""
-        return user_b + b" " + hmac.new(password_b, challenge, "md5").hexdigest().encode("ascii")
+    def respond(challenge=None):
+        if challenge is not None:
+            challenges.append(challenge)
+        if next(calls) >= answers:
+            return _Utf8("")
+        response = authobject(challenge)
+        return None if response is None else _Utf8(response)
 
-    secrets = (password, _b64(plain), _b64(password_b))
-    _logger.debug("SMTP AUTH %s as %s", mechanism, user)
     try:
-        if mechanism == "PLAIN":
-            code, resp = connection.docmd("AUTH", "PLAIN " + _b64(plain))
-        else:
-            code, resp = connection.docmd("AUTH", mechanism)
-        rounds = 0
-        while code == 334 and rounds < _MAX_AUTH_ROUNDS:
-            rounds += 1
-            try:
-                challenge = base64.b64decode(resp, validate=True)
-            except ValueError:
-                challenge = b""
-            code, resp = connection.docmd(_b64(respond(challenge)))
-        if code == 334:
-            connection.docmd("*")  # RFC 4954 cancel
-            raise smtplib.SMTPResponseException(code, b"AUTH exchange did not finish")
-    except SmtpCheckError:
-        raise
+        code, resp = connection.auth(mechanism, respond, initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError as exc:
+        code, resp = exc.smtp_code, exc.smtp_error
+    except binascii.Error as exc:
+        raise SmtpCheckError("protocol_error", detail="AUTH challenge is not base64") from exc
     except Exception as exc:
         error = _classify(exc, "auth", secrets)
         if error is None:
             raise
         raise error from exc
+    return code, scrub(_text(resp), secrets), challenges
+
+
+def single_login(connection, user, password):
+    """Authenticate with exactly one AUTH exchange using the best advertised mechanism.
+
+    ``smtplib.SMTP.login()`` retries every mechanism the server offers, which multiplies
+    failed attempts (and lockout risk), so it is not used: the one mechanism chosen runs
+    through ``smtplib.SMTP.auth()`` with smtplib's own ``auth_plain``/``auth_login``/
+    ``auth_cram_md5``. Raises SmtpCheckError.
+    """
+    advertised = connection.esmtp_features.get("auth", "").upper().split()
+    mechanism = next((m for m in _MECHANISMS if m in advertised), None)
+    if mechanism is None:
+        raise SmtpCheckError("no_auth", detail="no supported AUTH mechanism in: %s" % " ".join(advertised))
+    authobject, answers = {
+        "PLAIN": (connection.auth_plain, 1),
+        "LOGIN": (connection.auth_login, 2),
+        "CRAM-MD5": (connection.auth_cram_md5, 2),  # no initial response, then the digest
+    }[mechanism]
+    secrets = (password, *(_b64(value) for value in ("\0%s\0%s" % (user or "", password or ""), password or "")))
+    _logger.debug("SMTP AUTH %s as %s", mechanism, user)
+    # read by smtplib's authobjects (_Utf8: CRAM-MD5's key is password.encode("ascii")), and
+    # not kept on the connection that then sends the mails
+    connection.user, connection.password = user or "", _Utf8(password or "")
+    try:
+        code, text, _challenges = _authenticate(connection, mechanism, authobject, answers, secrets)
+    finally:
+        connection.user = connection.password = None
     if code != 235:
-        text = _scrub(_text(resp), secrets)
         raise SmtpCheckError(_auth_reason(code, text), code, text)
 
 
+def _b64(text):
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 def _challenge_reason(challenge):
-    """The reason of the base64 JSON error challenge an XOAUTH2 server sends before its 535.
+    """The reason of the JSON error challenge (base64-decoded) an XOAUTH2 server sends before its 535.
 
     Gmail: ``{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}``;
     RFC 7628 servers: ``{"status":"invalid_token", …}``, some with an error description.
     """
     try:
-        data = json.loads(base64.b64decode(challenge, validate=True))
-    except (ValueError, binascii.Error):
+        data = json.loads(challenge)
+    except ValueError:
         return "token_invalid"
     if not isinstance(data, dict):
         return "token_invalid"
@@ -490,25 +428,15 @@ def xoauth2_login(connection, user, access_token):
     advertised = connection.esmtp_features.get("auth", "").upper().split()
     if "XOAUTH2" not in advertised:
         raise SmtpCheckError("no_auth", detail="XOAUTH2 not in: %s" % " ".join(advertised))
-    initial = _b64(("user=%s\x01auth=Bearer %s\x01\x01" % (user or "", access_token or "")).encode("utf-8"))
-    secrets = (access_token, initial)
+    initial = oauth.xoauth2_string(user or "", access_token or "")
     _logger.debug("SMTP AUTH XOAUTH2 as %s", user)
-    reason = None
-    try:
-        code, resp = connection.docmd("AUTH", "XOAUTH2 " + initial)
-        if code == 334:
-            reason = _challenge_reason(resp)
-            code, resp = connection.docmd("")
-    except Exception as exc:
-        error = _classify(exc, "auth", secrets)
-        if error is None:
-            raise
-        raise error from exc
+    code, text, challenges = _authenticate(
+        connection, "XOAUTH2", lambda _challenge=None: initial, 1, (access_token, _b64(initial))
+    )
     if code == 235:
         return
-    text = _scrub(_text(resp), secrets)
-    if reason or code in (530, 534, 535):
-        raise SmtpCheckError(reason or "token_invalid", code, text)
+    if challenges or code in (530, 534, 535):
+        raise SmtpCheckError(_challenge_reason(challenges[0]) if challenges else "token_invalid", code, text)
     raise SmtpCheckError(_reply_reason(code), code, text)
 
 
@@ -519,7 +447,7 @@ def _open(host, port, protocol, user, password, ca_pem, timeout, deadline, local
     """
     if protocol not in PROTOCOLS:
         raise ValueError("protocol must be one of %s" % (PROTOCOLS,))
-    context = _shared_ssl_context(ca_pem)
+    context = shared_ssl_context(ca_pem)
     if protocol == "ssl":
         connection = _GuardedSMTP_SSL(local_hostname=local_hostname, timeout=timeout, context=context)
     else:
@@ -615,7 +543,7 @@ def _envelope_command(connection, guard, password, command, *args):
             raise
         raise _expired_error(error, guard) from exc
     if code not in (250, 251):
-        text = _scrub(_text(resp), (password,))
+        text = scrub(_text(resp), (password,))
         raise SmtpCheckError(mail_reason(code, text), code, text)
 
 

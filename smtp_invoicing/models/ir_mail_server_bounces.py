@@ -150,7 +150,7 @@ class IrMailServer(models.Model):
         return fields.Datetime.now()
 
     def _smtp_invoicing_reason_message(self, error):
-        """IMAP failures (``imap.ImapCheckError``) get their own table; SMTP ones keep theirs."""
+        """IMAP failures (``imap.ImapCheckError``): the reasons shared with SMTP, and IMAP's own advice."""
         if not isinstance(error, imap.ImapCheckError):
             return super()._smtp_invoicing_reason_message(error)
         params = {
@@ -160,13 +160,10 @@ class IrMailServer(models.Model):
             "detail": error.detail,
         }
         messages = {
+            **self._smtp_invoicing_shared_reason_messages(params),
             "dns": _(
                 "The incoming mail server “%(host)s” does not exist. Check its spelling (Gmail: imap.gmail.com, "
                 "Microsoft 365: outlook.office365.com), or switch off bounce tracking and the Sent copy.",
-                **params,
-            ),
-            "dns_unavailable": _(
-                "The name of the incoming mail server %(host)s could not be looked up right now: DNS is not answering.",
                 **params,
             ),
             "refused": _(
@@ -182,17 +179,6 @@ class IrMailServer(models.Model):
             "wrong_protocol": _(
                 "The incoming mail server does not speak IMAP over SSL on port %(port)s. Use port 993.", **params
             ),
-            "untrusted_certificate": _(
-                "The security certificate of the incoming mail server %(host)s is not trusted, so Odoo did not "
-                "send your password. For a self-hosted server, add its CA certificate in the Advanced tab.",
-                **params,
-            ),
-            "hostname_mismatch": _(
-                "The security certificate of the incoming mail server was issued for another name than "
-                "“%(host)s”, so Odoo did not send your password. Use the exact IMAP host name given by your "
-                "provider.",
-                **params,
-            ),
             "auth_failed": _(
                 "The incoming mail server refused the user name or password of %(user)s. Odoo reads the "
                 "mailbox with the same login as for sending; for Gmail, use an App Password.",
@@ -204,11 +190,6 @@ class IrMailServer(models.Model):
                 "again.",
                 **params,
             ),
-            "network": _(
-                "The connection to the incoming mail server %(host)s was interrupted. Try again in a few minutes.",
-                **params,
-            ),
-            "protocol_error": _("The incoming mail server %(host)s answered unexpectedly: %(detail)s", **params),
         }
         return messages.get(error.reason) or messages["protocol_error"]
 

@@ -553,7 +553,8 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_reason_message(self, error):
         """Translate a classified failure (``smtp.SmtpCheckError``) into words an accountant understands.
 
-        One table, reason to message; the texts are translated in the user's language.
+        The reasons SMTP shares with IMAP come from :meth:`_smtp_invoicing_shared_reason_messages`;
+        the texts are translated in the user's language.
         """
         params = {
             "host": self.smtp_host,
@@ -563,6 +564,7 @@ class IrMailServer(models.Model):
             "detail": error.detail,
         }
         messages = {
+            **self._smtp_invoicing_shared_reason_messages(params),
             "dns": _(
                 "The server name “%(host)s” does not exist. Check its spelling (Gmail: smtp.gmail.com).", **params
             ),
@@ -589,17 +591,6 @@ class IrMailServer(models.Model):
             "expects_starttls": _(
                 "Port %(port)s of %(host)s expects STARTTLS, not SSL/TLS from the first byte: choose TLS "
                 "(STARTTLS) as Connection Encryption, or use port 465 with SSL/TLS.",
-                **params,
-            ),
-            "untrusted_certificate": _(
-                "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
-                "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
-                "in the Advanced tab.",
-                **params,
-            ),
-            "hostname_mismatch": _(
-                "The security certificate of the server was issued for another name than “%(host)s”, so Odoo did "
-                "not send your password. Use the exact host name given by your provider.",
                 **params,
             ),
             "no_starttls": _(
@@ -641,10 +632,30 @@ class IrMailServer(models.Model):
             "temporary": _(
                 "The server answered with a temporary error; try again in a few minutes. (%(detail)s)", **params
             ),
+        }
+        return messages.get(error.reason) or messages["protocol_error"]
+
+    def _smtp_invoicing_shared_reason_messages(self, params):
+        """Messages of the reasons an SMTP and an IMAP connection share (``lib/tls.py``), one table for both.
+
+        ``params``: ``host`` (the server of the failed connection), ``detail``. Each protocol
+        adds its own reasons and its own advice (ports, host names) over these.
+        """
+        return {
+            "untrusted_certificate": _(
+                "The security certificate of %(host)s is not trusted (self-signed, expired or from an unknown "
+                "authority), so Odoo did not send your password. For a self-hosted server, add its CA certificate "
+                "in the Advanced tab.",
+                **params,
+            ),
+            "hostname_mismatch": _(
+                "The security certificate of the server was issued for another name than “%(host)s”, so Odoo did "
+                "not send your password. Use the exact host name given by your provider.",
+                **params,
+            ),
             "network": _("The connection to %(host)s was interrupted. Try again in a few minutes.", **params),
             "dns_unavailable": _(
                 "The name of the server %(host)s could not be looked up right now: DNS is not answering.", **params
             ),
             "protocol_error": _("The server %(host)s answered unexpectedly: %(detail)s", **params),
         }
-        return messages.get(error.reason) or messages["protocol_error"]
