@@ -199,16 +199,18 @@ class IrMailServer(models.Model):
             own = mailbox.smtp_invoicing_mailbox
         if not own:
             return super().send_email(message, **kwargs)
-        mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
         try:
             return super().send_email(message, **kwargs)
         except MailDeliveryException as error:
+            # a refusal is written in the mailbox readers' language (looked up on failure only)
+            mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
             refusal = mailbox._smtp_invoicing_refusal(error.__context__)
             if refusal is None:
                 raise
             REFUSAL.set(refusal)
             raise MailDeliveryException(refusal.reason) from None
         except _BROKEN_CONNECTION:
+            mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
             refusal = Refusal(
                 temporary=True,
                 reason=mailbox.env._(

@@ -252,7 +252,7 @@ class MailMail(models.Model):
                 "held" if mail in held else "retry" if mail in retry else mail.state,
                 mail.failure_reason,
                 mail.smtp_invoicing_retry_count,
-                mail.smtp_invoicing_mailbox_id._smtp_invoicing_reader_lang(),
+                mail.smtp_invoicing_mailbox_id,
             )
             for mail in documents
         ]
@@ -263,9 +263,10 @@ class MailMail(models.Model):
             held._smtp_invoicing_hold()
         for mail in retry:
             mail._smtp_invoicing_schedule_retry()
-        for model, res_id, template, mail_id, outcome, reason, retries, lang in outcomes:
+        for model, res_id, template, mail_id, outcome, reason, retries, mailbox in outcomes:
             if model == "account.move":
-                # shown on the invoice in the language of the mailbox's readers, not the queue's
+                # a reason is shown on the invoice in the mailbox readers' language, not the queue's
+                lang = self.env.lang if outcome == "sent" else mailbox._smtp_invoicing_reader_lang()
                 self.env["account.move"].with_context(lang=lang).browse(res_id)._smtp_invoicing_record_outcome(
                     template, mail_id, outcome, reason, retries
                 )

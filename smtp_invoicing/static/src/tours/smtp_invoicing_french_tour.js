@@ -202,7 +202,10 @@ registry.category("web_tour.tours").add("smtp_invoicing_french_send", {
             run: "click",
         },
         {
+            content: "The dialog closes once the invoice's PDF is made and the mail queued",
             trigger: "body:not(:has(.modal))",
+            // wkhtmltopdf makes the PDF first: seconds on a busy machine, past the 10 s default
+            timeout: 60000,
         },
         {
             content: "The delivery state: next to the title, or in the Other Info tab",
