@@ -4,8 +4,6 @@ tests/mail_stack.py (pure, no Odoo)."""
 import email
 import email.policy
 import glob
-import importlib
-import importlib.util
 import os
 import re
 import smtplib
@@ -19,18 +17,13 @@ from email.message import EmailMessage
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from pure_lib import lib
+
 from mail_stack import MailStack
 from smtp_servers import HOST, SilentListener, closed_port, server_context
 
-# The lib package is loaded by path under another name: importing the addon would import Odoo.
-_LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
-_spec = importlib.util.spec_from_file_location(
-    "smtp_invoicing_lib", os.path.join(_LIB, "__init__.py"), submodule_search_locations=[_LIB]
-)
-sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
-bounces = importlib.import_module("smtp_invoicing_lib.bounces")
-imap = importlib.import_module("smtp_invoicing_lib.imap")
+bounces = lib("bounces")
+imap = lib("imap")
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bounces")
 BILLING, PASSWORD = "billing@invoicing.test", "billing-imap-secret"

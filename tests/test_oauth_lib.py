@@ -1,7 +1,6 @@
 """lib/oauth.py and XOAUTH2 in lib/smtp.py against the loopback OAuth and SMTP servers (pure, no Odoo)."""
 
 import base64
-import importlib.util
 import json
 import os
 import sys
@@ -11,20 +10,15 @@ import urllib.parse
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from pure_lib import lib
+
 from oauth_server import MICROSOFT_INACTIVITY, OAuthServer
 from oauth_smtp import XOAuth2ImapServer, XOAuth2SmtpServer
 from smtp_servers import Pki, SmtpServer, closed_port
 
-# The lib package is loaded by path under another name: importing the addon would import Odoo.
-_LIB = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
-_spec = importlib.util.spec_from_file_location(
-    "smtp_invoicing_lib", os.path.join(_LIB, "__init__.py"), submodule_search_locations=[_LIB]
-)
-sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
-smtp = importlib.import_module("smtp_invoicing_lib.smtp")
-oauth = importlib.import_module("smtp_invoicing_lib.oauth")
-imap = importlib.import_module("smtp_invoicing_lib.imap")
+smtp = lib("smtp")
+oauth = lib("oauth")
+imap = lib("imap")
 
 ACCOUNT = "billing@contoso.test"
 REDIRECT = "http://127.0.0.1:8069/microsoft_outlook/confirm"

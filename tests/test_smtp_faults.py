@@ -1,24 +1,16 @@
 """Hostile and failing SMTP servers against smtp_invoicing/lib/smtp.py (pure, no Odoo)."""
 
-import importlib
-import importlib.util
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from pure_lib import lib
+
 from smtp_servers import Pki, SmtpServer, StripStarttlsProxy
 
-# The lib package is loaded by path under another name: importing the addon would import Odoo.
-_LIB_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
-_LIB = os.path.join(_LIB_DIR, "smtp.py")
-_spec = importlib.util.spec_from_file_location(
-    "smtp_invoicing_lib", os.path.join(_LIB_DIR, "__init__.py"), submodule_search_locations=[_LIB_DIR]
-)
-sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
-smtp = importlib.import_module("smtp_invoicing_lib.smtp")
+smtp = lib("smtp")
 
 USER, PASSWORD, SENDER = "billing@example.com", "Faulty-s3cret", "billing@example.com"
 

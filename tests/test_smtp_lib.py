@@ -1,7 +1,5 @@
 """smtp_invoicing/lib/smtp.py against real SMTP servers on 127.0.0.1 (pure, no Odoo)."""
 
-import importlib
-import importlib.util
 import logging
 import os
 import socket
@@ -13,18 +11,12 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from pure_lib import LIB_DIR, lib
+
 from smtp_servers import DripServer, Pki, SilentListener, SlowGreetingServer, SmtpServer, closed_port
 
-# The lib package is loaded by path under another name: importing the addon would import Odoo.
-_LIB_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "smtp_invoicing", "lib")
-_LIB = os.path.join(_LIB_DIR, "smtp.py")
-_spec = importlib.util.spec_from_file_location(
-    "smtp_invoicing_lib", os.path.join(_LIB_DIR, "__init__.py"), submodule_search_locations=[_LIB_DIR]
-)
-sys.modules.setdefault("smtp_invoicing_lib", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(sys.modules["smtp_invoicing_lib"])
-smtp = importlib.import_module("smtp_invoicing_lib.smtp")
-tls = importlib.import_module("smtp_invoicing_lib.tls")
+smtp = lib("smtp")
+tls = lib("tls")
 
 USER, PASSWORD, SENDER = "billing@example.com", "s3cr3t-Pässwörd", "billing@example.com"
 GMAIL_534 = (
@@ -248,7 +240,7 @@ def _verify_with_system_file(tmp_path, path, content, host):
     replacement = tmp_path / os.path.basename(path)
     replacement.write_text(content)
     command = ["unshare", "--map-root-user", "--mount", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"']
-    command += ["sh", str(replacement), path, sys.executable, "-c", _RESOLVER_PROBE, _LIB_DIR, host]
+    command += ["sh", str(replacement), path, sys.executable, "-c", _RESOLVER_PROBE, LIB_DIR, host]
     if subprocess.run(["unshare", "--map-root-user", "--mount", "true"], capture_output=True).returncode:
         pytest.skip("needs unprivileged user and mount namespaces (unshare)")
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
@@ -348,7 +340,7 @@ def test_check_threads_fit_in_odoo_memory_limit():
     """256 checks start their threads within 1 GB of address space (Odoo's limit_memory_hard); 8 MB stacks do not."""
     env = dict(os.environ, MALLOC_ARENA_MAX="2")  # arenas reserve 64 MB each, more on more cores
     result = subprocess.run(
-        [sys.executable, "-c", _STACK_PROBE, _LIB_DIR], capture_output=True, text=True, timeout=120, env=env, check=True
+        [sys.executable, "-c", _STACK_PROBE, LIB_DIR], capture_output=True, text=True, timeout=120, env=env, check=True
     )
     lines = result.stdout.splitlines()
     assert lines[0] == "check_pool started 256 threads", result.stdout + result.stderr
