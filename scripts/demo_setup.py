@@ -20,13 +20,13 @@ if not env.ref("smtp_invoicing.demo_mailbox_invoices", raise_if_not_found=False)
     # a demo database created without the module's demo data (e.g. before it had any)
     convert_file(env, "smtp_invoicing", "demo/smtp_invoicing_demo.xml", {}, mode="init", noupdate=True, kind="demo")
 # the mailbox that the shell setup of earlier versions created
-legacy = env["ir.mail_server"].search([("name", "=", "Demo sink: invoices"), ("smtp_invoicing_mailbox", "=", True)])
+legacy = env["smtp_invoicing.mailbox"].search([("name", "=", "Demo sink: invoices")])
 (legacy - env.ref("smtp_invoicing.demo_mailbox_invoices")).active = False
 mailboxes = {
     "invoices": env.ref("smtp_invoicing.demo_mailbox_invoices"),
     "reminders": env.ref("smtp_invoicing.demo_mailbox_reminders"),
 }
-servers = env["ir.mail_server"].union(*mailboxes.values())
+servers = env["smtp_invoicing.mailbox"].union(*mailboxes.values())
 for server in servers:
     if server.smtp_port != port:
         server.smtp_port = port
@@ -34,7 +34,7 @@ for server in servers:
         server.action_verify()
 # the scheduled action records each result in a transaction of its own: commit first
 env.cr.commit()
-env["ir.mail_server"]._cron_verify_mail_servers()
+env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
 env.cr.commit()  # a new snapshot, to read the results the scheduled action committed
 env.invalidate_all()
 templates = {
@@ -45,7 +45,7 @@ templates = {
 for xmlid, kind in templates.items():
     template = env.ref(xmlid, raise_if_not_found=False)
     if template and mailboxes[kind].verification_state == "verified":
-        template.mail_server_id = mailboxes[kind]
+        template.mail_server_id = mailboxes[kind].mail_server_id
 env.cr.commit()
 for server in servers:
     print(f"demo mailbox '{server.name}': {server.verification_state} ({server.verification_message})")

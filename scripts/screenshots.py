@@ -55,7 +55,7 @@ REFUSED_CUSTOMERS = {
     "undelivered_invoice": ("Papeterie Roux", "compta@papeterie-roux.example.com", "failed"),
     "waiting_invoice": ("Fromagerie Blanc", "factures@fromagerie-blanc.example.com", "queued"),
 }
-MAILBOXES = "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers"
+MAILBOXES = "/odoo/action-smtp_invoicing.smtp_invoicing_mailbox_action"
 INVOICES = "/odoo/action-account.action_move_out_invoice_type"
 SETTING = "#smtp_invoicing_enabled_setting"
 # the settings block: its title and its container

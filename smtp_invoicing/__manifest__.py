@@ -2,7 +2,7 @@
     "name": "SMTP Invoicing: send invoices from your own mailbox",
     "summary": "Send invoices and payment reminders through the company's own "
     "verified mailbox (Gmail, Microsoft 365, OVH, any SMTP), with encrypted passwords.",
-    "version": "18.0.1.2.0",
+    "version": "18.0.2.0.0",
     "category": "Accounting/Accounting",
     "license": "LGPL-3",
     "author": "smtp_invoicing",
@@ -16,9 +16,9 @@
         "security/ir.model.access.csv",
         "data/ir_cron_data.xml",
         "data/mail_template_data.xml",
-        "views/ir_mail_server_views.xml",
-        "views/ir_mail_server_delivery_views.xml",
-        "views/ir_mail_server_oauth_views.xml",
+        "views/smtp_invoicing_mailbox_views.xml",
+        "views/smtp_invoicing_mailbox_delivery_views.xml",
+        "views/smtp_invoicing_mailbox_oauth_views.xml",
         "views/smtp_invoicing_connect_templates.xml",
         "views/res_users_views.xml",
         "views/smtp_invoicing_test_email_views.xml",
@@ -27,8 +27,8 @@
         "views/res_config_settings_views.xml",
         "views/account_move_views.xml",
         "views/res_partner_views.xml",
-        "views/ir_mail_server_conversion_views.xml",
-        "views/ir_mail_server_bounces_views.xml",
+        "views/ir_mail_server_views.xml",
+        "views/smtp_invoicing_mailbox_bounces_views.xml",
         "views/account_move_bounce_views.xml",
         "views/account_move_send_wizard_views.xml",
         "views/account_move_send_batch_wizard_views.xml",
@@ -40,7 +40,6 @@
     "assets": {
         "web.assets_backend": [
             "smtp_invoicing/static/src/mailbox_form.js",
-            "smtp_invoicing/static/src/activity_menu_patch.js",
         ],
         "web.assets_tests": [
             "smtp_invoicing/static/src/tours/*.js",

@@ -13,11 +13,13 @@ def _uninstall_release_mailboxes(env):
     so even reactivated they never become Odoo's fallback for all mail; core servers were
     never touched.
     """
-    mailboxes = env["ir.mail_server"].with_context(active_test=False).search([("smtp_invoicing_mailbox", "=", True)])
+    mailboxes = env["smtp_invoicing.mailbox"].with_context(active_test=False).search([])
     _uninstall_release_templates(env, mailboxes)
     _uninstall_stop_waiting_mails(env, mailboxes)
     restored = mailboxes._smtp_invoicing_release_passwords()
-    mailboxes.filtered("active").write({"active": False})
+    mailboxes.mail_server_id.filtered("active").write({"active": False})
+    # core's list of servers shows them all again (it showed core's servers only)
+    env.ref("base.action_ir_mail_server_list").domain = False
     _logger.info(
         "smtp_invoicing: %s own mailbox(es) archived, %s password(s) restored for core", len(mailboxes), restored
     )
@@ -26,7 +28,11 @@ def _uninstall_release_mailboxes(env):
 def _uninstall_release_templates(env, mailboxes):
     """Templates that chose an own mailbox go back to Odoo's default routing (their per-company
     lines go with the module's tables)."""
-    templates = env["mail.template"].with_context(active_test=False).search([("mail_server_id", "in", mailboxes.ids)])
+    templates = (
+        env["mail.template"]
+        .with_context(active_test=False)
+        .search([("mail_server_id", "in", mailboxes.mail_server_id.ids)])
+    )
     lines = env["smtp_invoicing.template.mailbox"].search([])
     for template in templates | lines.template_id:
         _logger.info(
@@ -47,7 +53,7 @@ def _uninstall_stop_waiting_mails(env, mailboxes):
     mails = env["mail.mail"].search(
         [
             "|",
-            ("mail_server_id", "in", mailboxes.ids),
+            ("mail_server_id", "in", mailboxes.mail_server_id.ids),
             ("smtp_invoicing_mailbox_id", "in", mailboxes.ids),
             ("state", "in", ("outgoing", "exception")),
         ]

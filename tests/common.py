@@ -78,7 +78,6 @@ class MailboxFixture:
         server = server or cls.server
         vals = {
             "name": "Invoices mailbox",
-            "smtp_invoicing_mailbox": True,
             "sender_name": "ACME Billing",
             "sender_email": MAILBOX_LOGIN,
             "smtp_user": MAILBOX_LOGIN,
@@ -91,7 +90,7 @@ class MailboxFixture:
             "smtp_invoicing_company_id": cls.company.id,
         }
         vals.update(values)
-        return cls.env["ir.mail_server"].with_context(**(context or {})).create(vals)
+        return cls.env["smtp_invoicing.mailbox"].with_context(**(context or {})).create(vals)
 
     def verify(self, mailbox):
         """Request verification and run the scheduled action, as the cron worker would."""
@@ -102,7 +101,7 @@ class MailboxFixture:
     def run_verification_cron(self):
         """The verification scheduled action, then a fresh look at what it committed."""
         self.env.flush_all()
-        self.env["ir.mail_server"]._cron_verify_mail_servers()
+        self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         self.env.invalidate_all()
 
 
@@ -182,7 +181,7 @@ class SmtpInvoicingCase(MailboxFixture, AccountTestInvoicingCommon):
         self.server = self.start_server()
         self.mailbox = self.verify(self.create_mailbox(self.server))
         self.assertEqual(self.mailbox.verification_state, "verified", self.mailbox.verification_message)
-        self.env.ref("account.email_template_edi_invoice").mail_server_id = self.mailbox
+        self.env.ref("account.email_template_edi_invoice").mail_server_id = self.mailbox.mail_server_id
         return self.mailbox
 
     def send_and_print(self, invoice, user=None, **context):

@@ -20,7 +20,7 @@ from mail_stack import MailStack
 from smtp_servers import closed_port
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "bounces")
-POLL_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server_bounces_poll"
+POLL_LOGGER = "odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_bounces_poll"
 BOUNCE_LOGGER = "odoo.addons.smtp_invoicing.models.smtp_invoicing_bounce"
 MAIL_LOGGER = "odoo.addons.mail.models.mail_mail"
 WRONG = "wrong@customer.test"
@@ -370,10 +370,10 @@ class TestBounces(BounceCase):
 
     def test_presets_fill_the_incoming_side(self):
         """Presets fill IMAP host and port; the Sent copy is on for Microsoft 365, Outlook.com, OVH, off for Gmail."""
-        action = self.env.ref("smtp_invoicing.action_smtp_invoicing_mail_servers")
+        action = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_action")
         form = Form(
             self.env["ir.mail_server"].with_context(action.context and eval(action.context)),
-            view="smtp_invoicing.ir_mail_server_view_form_smtp_invoicing",
+            view="smtp_invoicing.smtp_invoicing_mailbox_view_form",
         )
         expected = {
             "gmail": ("imap.gmail.com", 993, False),

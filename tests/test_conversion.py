@@ -47,7 +47,7 @@ class TestConversion(MailboxCase):
             (
                 "ir.mail_server",
                 server.id,
-                [(self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing").id, "form")],
+                [(self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_form").id, "form")],
             ),
         )
         self.env["ir.mail_server"]._cron_verify_mail_servers()

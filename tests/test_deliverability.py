@@ -175,7 +175,7 @@ class TestDeliverabilityField(MailboxCase):
         self.assertEqual(mailbox.smtp_invoicing_deliverability, "good")
         self.assertIn("allows this mailbox", mailbox.smtp_invoicing_deliverability_message)
         self.assertIn("“reject”", mailbox.smtp_invoicing_deliverability_message)
-        view = self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing")
+        view = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_form")
         with Form(mailbox, view=view) as form:
             form.sender_email = "factures@no-spf.fr"
             self.assertEqual(form.smtp_invoicing_deliverability, "bad")

@@ -17,7 +17,7 @@ from common import MAILBOX_LOGIN, SmtpInvoicingCase, real_smtp
 from smtp_servers import closed_port
 
 MAIL_LOGGER = "odoo.addons.mail.models.mail_mail"
-PASSWORD_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server_password"
+PASSWORD_LOGGER = "odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_password"
 CUSTOMER = "customer@client.test"
 
 

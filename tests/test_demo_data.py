@@ -3,7 +3,7 @@
 from odoo.tests import TransactionCase
 from odoo.tools import convert_file
 
-from odoo.addons.smtp_invoicing.models.ir_mail_server_password import secret_box
+from odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_password import secret_box
 
 
 class TestDemoData(TransactionCase):

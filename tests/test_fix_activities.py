@@ -4,7 +4,7 @@ from odoo.exceptions import UserError
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 
-MAILBOX_FORM = "smtp_invoicing.ir_mail_server_view_form_smtp_invoicing"
+MAILBOX_FORM = "smtp_invoicing.smtp_invoicing_mailbox_view_form"
 
 
 class TestFixActivities(MailboxCase):
@@ -89,7 +89,7 @@ class TestFixActivities(MailboxCase):
         self.assertEqual(
             own["smtp_invoicing_views"],
             [
-                [self.env.ref("smtp_invoicing.ir_mail_server_view_list_smtp_invoicing").id, "list"],
+                [self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_list").id, "list"],
                 [self.env.ref(MAILBOX_FORM).id, "form"],
             ],
         )

@@ -10,12 +10,12 @@ from odoo.tools.safe_eval import safe_eval
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, SmtpInvoicingCase
 
-MAILBOX_FORM = "smtp_invoicing.ir_mail_server_view_form_smtp_invoicing"
+MAILBOX_FORM = "smtp_invoicing.smtp_invoicing_mailbox_view_form"
 
 
 class TestMailboxForm(MailboxCase):
     def mailbox_form(self, record=None):
-        action = self.env.ref("smtp_invoicing.action_smtp_invoicing_mail_servers")
+        action = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_action")
         model = self.env["ir.mail_server"].with_context(eval(action.context))
         return Form(record or model, view=MAILBOX_FORM)
 

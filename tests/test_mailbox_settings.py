@@ -15,10 +15,10 @@ from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 class TestMailboxSettings(MailboxCase):
     def test_gmail_preset_fills_host_port_protocol(self):
         """Choosing the Gmail preset fills smtp.gmail.com, 587 and STARTTLS."""
-        action = self.env.ref("smtp_invoicing.action_smtp_invoicing_mail_servers")
+        action = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_action")
         form = Form(
             self.env["ir.mail_server"].with_context(action.context and eval(action.context)),
-            view="smtp_invoicing.ir_mail_server_view_form_smtp_invoicing",
+            view="smtp_invoicing.smtp_invoicing_mailbox_view_form",
         )
         form.smtp_invoicing_preset = "gmail"
         self.assertEqual(

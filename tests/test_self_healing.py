@@ -14,7 +14,7 @@ from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 from smtp_servers import SmtpServer, closed_port
 
 MAIL_LOGGER = "odoo.addons.mail.models.mail_mail"
-VERIFICATION_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server_verification"
+VERIFICATION_LOGGER = "odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_verification"
 
 
 class TestSelfHealing(MailboxCase):

@@ -39,5 +39,5 @@ class TestSetupTour(HttpCase):
         self.assertEqual([attempt[1:] for attempt in server.auth_attempts], [(MAILBOX_LOGIN, PASSWORD)])
 
         self.start_tour(
-            "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers", "smtp_invoicing_status", login="admin"
+            "/odoo/action-smtp_invoicing.smtp_invoicing_mailbox_action", "smtp_invoicing_status", login="admin"
         )

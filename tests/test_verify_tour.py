@@ -52,7 +52,7 @@ class TestVerifyShowsItsResult(MailboxFixture, WebsocketCase):
         checker.start()
         try:
             self.start_tour(
-                "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers",
+                "/odoo/action-smtp_invoicing.smtp_invoicing_mailbox_action",
                 "smtp_invoicing_verify_result",
                 login="admin",
             )

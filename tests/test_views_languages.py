@@ -37,7 +37,7 @@ class TestViewsInEveryLanguage(TransactionCase):
     def test_languages_carry_the_product_terms(self):
         """The product's own mailbox form reads differently in each shipped language than in English."""
         installed = [code for code, _name in self.env["res.lang"].get_installed()]
-        form = self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing")
+        form = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_form")
         arch = {
             lang: self.env["ir.mail_server"].with_context(lang=lang).get_views([(form.id, "form")])["views"]["form"]
             for lang in ("en_US", *LANGUAGES)

@@ -33,8 +33,8 @@ def _own_state(state):
 
 def _mailbox(server_id):
     """The own mailbox ``server_id`` (sudo) if the current user may connect it; 403/404 otherwise."""
-    server = request.env["ir.mail_server"].sudo().browse(int(server_id)).exists()
-    if not server or not server.smtp_invoicing_mailbox:
+    server = request.env["smtp_invoicing.mailbox"].sudo().browse(int(server_id)).exists()
+    if not server:
         raise NotFound()
     try:
         server._smtp_invoicing_check_connect_access(request.env.user)
@@ -59,7 +59,7 @@ def _page(server, error=None, done=False):
 
 def _complete_sign_in(kind, signed, code, error):
     """The provider sent the browser back: check the state, then exchange the code."""
-    values = request.env["ir.mail_server"]._smtp_invoicing_read_state(signed)
+    values = request.env["smtp_invoicing.mailbox"]._smtp_invoicing_read_state(signed)
     if not values or values.get("user") != request.env.uid or values.get("kind") != kind:
         _logger.warning("OAuth sign-in of an own mailbox with a wrong or expired state (user %s)", request.env.uid)
         raise Forbidden()
@@ -79,9 +79,9 @@ class SmtpInvoicingMailboxController(http.Controller):
     def smtp_invoicing_my_mailboxes(self, **kwargs):
         """The mailboxes whose owner is the current user (linked from their preferences)."""
         servers = (
-            request.env["ir.mail_server"]
+            request.env["smtp_invoicing.mailbox"]
             .sudo()
-            .search([("smtp_invoicing_mailbox", "=", True)])
+            .search([])
             .filtered(lambda server: server.smtp_invoicing_owner_id == request.env.user)
         )
         return request.render("smtp_invoicing.my_mailboxes_page", {"servers": servers, "user": request.env.user})

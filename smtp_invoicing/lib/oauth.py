@@ -3,7 +3,7 @@
 Pure Python (no Odoo): the token request with errors classified into reasons a
 person can act on, the check of an OpenID Connect ID token (RS256 against the
 provider's published keys) and the XOAUTH2 SASL string. The Odoo side
-(``models/ir_mail_server_oauth.py``) reuses the configuration, endpoints and
+(``models/smtp_invoicing_mailbox_oauth.py``) reuses the configuration, endpoints and
 helpers of Odoo's ``microsoft_outlook`` and ``google_gmail`` modules and calls this.
 """
 

@@ -37,7 +37,7 @@ class AccountMoveSend(models.AbstractModel):
                 if server:
                     move_ids_per_server[server].append(move_id)
         alerts.update(
-            self.env["ir.mail_server"]._smtp_invoicing_send_window_alerts(
+            self.env["smtp_invoicing.mailbox"]._smtp_invoicing_send_window_alerts(
                 {server: self.env["account.move"].browse(ids) for server, ids in move_ids_per_server.items()},
                 total=len(moves_data),
                 count_message=lambda count: (

@@ -13,4 +13,6 @@ class AccountMoveSendBatchWizard(models.TransientModel):
     @api.depends("alerts")
     def _compute_smtp_invoicing_send_blocked(self):
         for wizard in self:
-            wizard.smtp_invoicing_send_blocked = self.env["ir.mail_server"]._smtp_invoicing_send_blocked(wizard.alerts)
+            wizard.smtp_invoicing_send_blocked = self.env["smtp_invoicing.mailbox"]._smtp_invoicing_send_blocked(
+                wizard.alerts
+            )

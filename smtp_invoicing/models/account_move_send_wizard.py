@@ -18,7 +18,9 @@ class AccountMoveSendWizard(models.TransientModel):
     @api.depends("alerts")
     def _compute_smtp_invoicing_send_blocked(self):
         for wizard in self:
-            wizard.smtp_invoicing_send_blocked = self.env["ir.mail_server"]._smtp_invoicing_send_blocked(wizard.alerts)
+            wizard.smtp_invoicing_send_blocked = self.env["smtp_invoicing.mailbox"]._smtp_invoicing_send_blocked(
+                wizard.alerts
+            )
 
     def _get_alerts(self, moves, moves_data):
         """The single-invoice wizard sends with its own template: the mailbox alert must know it."""

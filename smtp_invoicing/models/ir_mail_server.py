@@ -1,255 +1,204 @@
-import logging
+import functools
 
-from odoo import _, api, fields, models, tools
-from odoo.exceptions import ValidationError
+from odoo import _, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import email_normalize
-from odoo.tools.sql import escape_psql
 
-from ..lib import presets, validation
+from ..lib import presets
 
-_logger = logging.getLogger(__name__)
 
-ENABLED_PARAM = "smtp_invoicing.enabled"
-
-# Changing one of these invalidates a previous verification.
-CONNECTION_FIELDS = frozenset(
-    {
-        "smtp_host",
-        "smtp_port",
-        "smtp_encryption",
-        "smtp_user",
-        "smtp_pass",
-        "sender_email",
-        "smtp_invoicing_ca_cert",
-        "smtp_invoicing_company_id",
-        # incoming mail (ir_mail_server_bounces.py): verified too when it is used
-        "smtp_invoicing_imap_host",
-        "smtp_invoicing_imap_port",
-        "smtp_invoicing_track_bounces",
-        "smtp_invoicing_sent_copy",
-    }
-)
+def sender_of(smtp_user, from_filter):
+    """The sender address a server's user name, else its FROM filter, gives (one full address), or False."""
+    return email_normalize(smtp_user or "") or email_normalize(from_filter or "") or False
 
 
 class IrMailServer(models.Model):
-    """Own mailboxes: fields, rules and routing. Other concerns live beside this file:
-    ``_password`` (secret at rest), ``_verification`` (status lifecycle), ``_delivery``
-    (sending through a mailbox), ``_deliverability`` (SPF/DMARC hint).
+    """Core's outgoing servers, and the servers own mailboxes delegate to (``smtp_invoicing.mailbox``).
 
-    Everything here applies to own mailboxes (``smtp_invoicing_mailbox``) only; core
-    outgoing servers keep their behaviour, installed or not, switched on or off.
+    The one file of the product that extends ``ir.mail_server``: each override takes the
+    servers that back a mailbox, hands them to their mailbox, and gives the rest to
+    ``super()`` untouched. Core servers get no field, default, chatter or rule of the product.
     """
 
-    _name = "ir.mail_server"
-    _inherit = ["ir.mail_server", "mail.thread", "mail.activity.mixin"]
+    _inherit = "ir.mail_server"
 
-    smtp_invoicing_mailbox = fields.Boolean(
-        string="Own Mailbox",
-        help="A company mailbox used to send invoices and reminders, verified before use. "
-        "It only carries the mails of the email templates that chose it.",
-    )
-    sender_name = fields.Char(help="Name shown to customers, e.g. 'ACME Billing'.")
-    sender_email = fields.Char(help="Address the mails are sent from; it must belong to the mailbox.")
-    smtp_invoicing_preset = fields.Selection(presets.SELECTION, string="Provider", default="custom")
-    # No default: core servers never get a company. Own mailboxes get the current
-    # company at creation (see create()).
-    smtp_invoicing_company_id = fields.Many2one(
-        "res.company",
-        string="Company",
-        index=True,
-        help="Only this company's users and records use this mailbox. Leave empty to share it.",
-    )
-    smtp_invoicing_ca_cert = fields.Text(
-        string="Extra CA Certificate",
-        groups="base.group_system",
-        help="PEM certificate of the authority that signed a self-hosted server's certificate. "
-        "Public providers (Gmail, Microsoft 365, OVH) need nothing here.",
+    smtp_invoicing_mailbox_ids = fields.One2many(
+        "smtp_invoicing.mailbox", "mail_server_id", string="Own Mailbox", readonly=True
     )
 
-    # ------------------------------------------------------------------
-    # Onchange and constraints
-    # ------------------------------------------------------------------
-
-    @api.onchange("smtp_invoicing_preset")
-    def _onchange_smtp_invoicing_preset(self):
-        for server in self:
-            server.update(presets.preset_values(server.smtp_invoicing_preset))
-
-    @api.onchange("smtp_encryption")
-    def _onchange_encryption(self):
-        """Keep core's port suggestion, but 587 for STARTTLS mailboxes (submission port)."""
-        result = super()._onchange_encryption()
-        if self.smtp_invoicing_mailbox and self.smtp_encryption == "starttls":
-            self.smtp_port = 587
-        return result
-
-    @api.constrains(
-        "smtp_invoicing_mailbox",
-        "sender_name",
-        "sender_email",
-        "smtp_host",
-        "smtp_port",
-        "smtp_encryption",
-        "smtp_authentication",
-    )
-    def _check_smtp_invoicing_settings(self):
-        for server in self.filtered("smtp_invoicing_mailbox"):
-            if validation.has_control_chars(server.sender_name) or validation.has_control_chars(server.name):
-                raise ValidationError(_("The sender name of “%(name)s” must fit on one line.", name=server.name))
-            if (
-                not server.sender_email
-                or validation.has_control_chars(server.sender_email)
-                or len(tools.email_split(server.sender_email)) != 1
-                or not email_normalize(server.sender_email)
-            ):
-                raise ValidationError(
-                    _(
-                        "“%(email)s” is not a valid sender email for “%(name)s”: "
-                        "enter one address such as billing@example.com.",
-                        email=server.sender_email or "",
-                        name=server.name,
-                    )
-                )
-            if not validation.is_valid_host(server.smtp_host):
-                raise ValidationError(
-                    _(
-                        "“%(host)s” is not a valid server name for “%(name)s”: "
-                        "enter a host name such as smtp.gmail.com "
-                        "or an IP address, without spaces, “http://” or port.",
-                        host=server.smtp_host or "",
-                        name=server.name,
-                    )
-                )
-            if not validation.is_valid_port(server.smtp_port):
-                raise ValidationError(
-                    _(
-                        "The port of “%(name)s” must be between 1 and 65535 (usually 587 for TLS or 465 for SSL).",
-                        name=server.name,
-                    )
-                )
-            if server.smtp_encryption not in ("starttls", "ssl"):
-                raise ValidationError(
-                    _(
-                        "“%(name)s” must use an encrypted protocol: TLS (STARTTLS) or SSL. "
-                        "Passwords are never sent unencrypted.",
-                        name=server.name,
-                    )
-                )
-            if server.smtp_authentication != "login":
-                raise ValidationError(
-                    _("“%(name)s” must authenticate with a user name and password.", name=server.name)
-                )
-
-    @api.constrains("smtp_invoicing_mailbox", "smtp_user", "smtp_invoicing_company_id")
-    def _check_smtp_invoicing_user(self):
-        for server in self.sudo().filtered("smtp_invoicing_mailbox"):
-            if not server._smtp_invoicing_licensed_user():
-                raise ValidationError(server._smtp_invoicing_license_message())
-
-    def _smtp_invoicing_licensed_user(self):
-        """Return the active internal user whose login or email is this mailbox's user name."""
-        self.ensure_one()
-        user_name = email_normalize(self.sudo().smtp_user or "")
-        if not user_name or validation.has_control_chars(self.sudo().smtp_user):
-            return self.env["res.users"]
-        company = self.smtp_invoicing_company_id
-        domain = [
-            ("share", "=", False),
-            "|",
-            ("login", "=ilike", escape_psql(user_name)),
-            ("email_normalized", "=", user_name),
-        ]
-        if company:
-            domain.append(("company_ids", "in", company.ids))
-        # sudo: the rule is about the database's licences, not what the admin can see.
-        return self.env["res.users"].sudo().search(domain, limit=1)
-
-    def _smtp_invoicing_license_message(self):
-        return _(
-            "The user name “%(user)s” of “%(name)s” must be the login or email of an active internal user "
-            "of %(company)s: only mailboxes of licensed users can send invoices.",
-            user=self.sudo().smtp_user or "",
-            name=self.name,
-            company=self.smtp_invoicing_company_id.name or _("this database"),
-        )
-
-    # ------------------------------------------------------------------
-    # CRUD
-    # ------------------------------------------------------------------
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        """Own mailboxes belong to the current company unless told otherwise."""
-        for vals in vals_list:
-            if vals.get("smtp_invoicing_mailbox"):
-                vals.setdefault("smtp_invoicing_company_id", self.env.company.id)
-        servers = super().create(vals_list)
-        servers.filtered("smtp_invoicing_mailbox")._smtp_invoicing_sync_from_filter()
-        return servers
-
-    def write(self, vals):
-        """A changed connection setting invalidates a previous verification."""
-        to_reset = self.browse()
-        if CONNECTION_FIELDS.intersection(vals) and "verification_state" not in vals:
-            to_reset = self.filtered(lambda s: s.smtp_invoicing_mailbox and s.verification_state != "draft")
-        result = super().write(vals)
-        if {"sender_email", "smtp_invoicing_mailbox", "from_filter"}.intersection(vals):
-            self.filtered("smtp_invoicing_mailbox")._smtp_invoicing_sync_from_filter()
-        if to_reset:
-            to_reset._smtp_invoicing_reset_verification()
-        return result
-
-    def _smtp_invoicing_sync_from_filter(self):
-        """A mailbox's ``from_filter`` is its sender, as core's Gmail and Outlook servers
-        do: even outside this module (uninstalled), it never becomes a catch-all."""
-        for server in self:
-            sender = email_normalize(server.sender_email or "") or server.sender_email or False
-            if server.from_filter != sender:
-                server.write({"from_filter": sender})
-
-    def _creation_message(self):
-        """mail.thread's first chatter line: an own mailbox is a mailbox to its users, not core's
-        "Mail Server" (the model's name, which core servers keep)."""
-        self.ensure_one()
-        if self.smtp_invoicing_mailbox:
-            return _("Mailbox created")
-        return super()._creation_message()
-
-    def copy_data(self, default=None):
-        """A copy starts unverified and without password: secrets are never duplicated."""
-        vals_list = super().copy_data(default=default)
-        for server, vals in zip(self, vals_list, strict=False):
-            if server.smtp_invoicing_mailbox:
-                vals.pop("smtp_pass", None)
-        return vals_list
-
-    def get_formview_id(self, access_uid=None):
-        """Own mailboxes open in the product's form, not core's technical one: links of mail's
-        activities and notifications (``/mail/view``), of many2one fields and of URLs."""
-        if len(self) == 1 and self.sudo().smtp_invoicing_mailbox:
-            return self.env.ref("smtp_invoicing.ir_mail_server_view_form_smtp_invoicing").id
-        return super().get_formview_id(access_uid=access_uid)
-
-    # ------------------------------------------------------------------
-    # Routing
-    # ------------------------------------------------------------------
-
-    def _smtp_invoicing_is_enabled(self):
-        return tools.str2bool(self.env["ir.config_parameter"].sudo().get_param(ENABLED_PARAM, "False"))
+    def _smtp_invoicing_core_servers(self):
+        """The servers of self that do not back an own mailbox (archived mailboxes included)."""
+        if not self:
+            return self
+        own = self.env["smtp_invoicing.mailbox"]._smtp_invoicing_of_servers(self).mail_server_id
+        return self - own
 
     def _find_mail_server(self, email_from, mail_servers=None):
         """Own mailboxes only carry mails whose template chose them: never a fallback.
 
-        The one routing override: core's choice among the other servers is unchanged.
+        Core's choice among the other servers is unchanged.
         """
         if mail_servers is None:
             mail_servers = self.sudo().search([], order="sequence")
-        mail_servers = mail_servers.filtered(lambda server: not server.smtp_invoicing_mailbox)
-        return super()._find_mail_server(email_from, mail_servers=mail_servers)
+        return super()._find_mail_server(email_from, mail_servers=mail_servers._smtp_invoicing_core_servers())
 
-    def _smtp_invoicing_accepts(self, company):
-        """True when this mailbox may carry a mail of ``company``'s records."""
+    def connect(
+        self,
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        encryption=None,
+        smtp_from=None,
+        ssl_certificate=None,
+        ssl_private_key=None,
+        smtp_debug=False,
+        mail_server_id=None,
+        allow_archived=False,
+    ):
+        """A mailbox's server connects as its mailbox says (``_smtp_invoicing_connect``): verified
+        TLS, its secret, its sender identity. Called by ``mail.mail.send()`` once per batch and by
+        ``send_email()``; other servers connect as core does."""
+        servers = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
+        mailbox = self.env["smtp_invoicing.mailbox"]._smtp_invoicing_of_servers(servers)
+        if mailbox:
+            if not allow_archived and not mailbox.active:
+                raise UserError(_('The server "%s" cannot be used because it is archived.', mailbox.display_name))
+            # a refusal is written on the mailbox in its readers' language, not the queue's
+            return mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())._smtp_invoicing_connect()
+        return super().connect(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            encryption=encryption,
+            smtp_from=smtp_from,
+            ssl_certificate=ssl_certificate,
+            ssl_private_key=ssl_private_key,
+            smtp_debug=smtp_debug,
+            mail_server_id=mail_server_id,
+            allow_archived=allow_archived,
+        )
+
+    def _prepare_email_message(self, message, smtp_session):
+        """A mailbox's session sends single-line headers only (``_smtp_invoicing_one_line_headers``)."""
+        if getattr(smtp_session, "smtp_invoicing_mailbox_id", None):
+            self.env["smtp_invoicing.mailbox"]._smtp_invoicing_one_line_headers(message)
+        return super()._prepare_email_message(message, smtp_session)
+
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
+        """A mail through a mailbox's server is sent by core, under its mailbox's watch
+        (``_smtp_invoicing_send_email``: a refusal an accountant understands, the Sent copy).
+        Called by ``mail.mail._send()`` for each mail."""
+        send = functools.partial(
+            super().send_email,
+            message,
+            mail_server_id=mail_server_id,
+            smtp_server=smtp_server,
+            smtp_port=smtp_port,
+            smtp_user=smtp_user,
+            smtp_password=smtp_password,
+            smtp_encryption=smtp_encryption,
+            smtp_ssl_certificate=smtp_ssl_certificate,
+            smtp_ssl_private_key=smtp_ssl_private_key,
+            smtp_debug=smtp_debug,
+            smtp_session=smtp_session,
+        )
+        Mailbox = self.env["smtp_invoicing.mailbox"].sudo()
+        if smtp_session is not None:
+            # the queue's sessions tell whether a mailbox opened them: no query per mail
+            mailbox = Mailbox.browse(getattr(smtp_session, "smtp_invoicing_mailbox_id", None) or ())
+        elif mail_server_id:
+            mailbox = Mailbox._smtp_invoicing_of_servers(self.sudo().browse(mail_server_id))
+        else:
+            mailbox = Mailbox
+        if not mailbox:
+            return send()
+        return mailbox._smtp_invoicing_send_email(send)
+
+    def action_smtp_invoicing_convert(self):
+        """Turn this outgoing server into an own mailbox, in place ("Use as own mailbox" on core's form).
+
+        Its settings and password are kept (the password encrypted from now on), the sender is
+        filled from its user name where possible and its company from the licensed user's; it is
+        then queued for verification and opened in the own-mailbox form.
+        """
         self.ensure_one()
-        if not self._smtp_invoicing_is_enabled():
-            return False
-        return not self.smtp_invoicing_company_id or not company or company == self.smtp_invoicing_company_id
+        self._smtp_invoicing_check_convertible()
+        user = self._smtp_invoicing_conversion_user()
+        sender_email = sender_of(self.smtp_user, self.from_filter)
+        if not sender_email:
+            raise UserError(
+                _(
+                    "“%(name)s” cannot become an own mailbox: its user name is not an email address, so Odoo "
+                    "cannot tell which address it sends from. Enter that address in FROM Filtering, then try again.",
+                    name=self.name,
+                )
+            )
+        company = user.company_id
+        values = {
+            "mail_server_id": self.id,
+            "sender_email": sender_email,
+            "sender_name": company.name or user.name,
+            "smtp_invoicing_company_id": company.id,
+            "smtp_invoicing_preset": presets.preset_of_host(self.smtp_host),
+        }
+        # the mailbox moves the clear password core keeps in its column into its encrypted
+        # field (smtp_invoicing_mailbox_password.py): the password is kept, and no longer in clear
+        mailbox = self.env["smtp_invoicing.mailbox"].create(values)
+        mailbox._smtp_invoicing_adopt_password()
+        mailbox._message_log(body=_("Converted from an outgoing server into an own mailbox."))
+        if mailbox.smtp_invoicing_connected:
+            mailbox.action_verify()
+        else:  # no password to verify with: its owner types it on the connect page
+            mailbox._smtp_invoicing_ask_owner()
+        action = self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.smtp_invoicing_mailbox_action")
+        form = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_form")
+        action.update(res_id=mailbox.id, view_mode="form", views=[(form.id, "form")])
+        return action
+
+    def _smtp_invoicing_check_convertible(self):
+        """Raise UserError when this server cannot become an own mailbox as it is."""
+        self.ensure_one()
+        if self.smtp_invoicing_mailbox_ids:
+            raise UserError(_("“%(name)s” is already an own mailbox.", name=self.name))
+        if self.smtp_authentication != "login" or not self.smtp_user:
+            raise UserError(
+                _(
+                    "“%(name)s” cannot become an own mailbox: it must log in with a user name and password "
+                    "(Authenticate with: Username).",
+                    name=self.name,
+                )
+            )
+        if self.smtp_encryption not in ("starttls", "ssl"):
+            raise UserError(
+                _(
+                    "“%(name)s” cannot become an own mailbox: it must use an encrypted connection, TLS (STARTTLS) "
+                    "or SSL. Passwords are never sent unencrypted. Choose one on the server, test the connection, "
+                    "then try again.",
+                    name=self.name,
+                )
+            )
+
+    def _smtp_invoicing_conversion_user(self):
+        """Return the licensed user of this server's user name, in any company; UserError if none."""
+        candidate = self.env["smtp_invoicing.mailbox"].new(
+            {"name": self.name, "smtp_user": self.smtp_user, "smtp_invoicing_company_id": False}
+        )
+        user = candidate._smtp_invoicing_licensed_user()
+        if not user:
+            raise UserError(candidate._smtp_invoicing_license_message())
+        return user

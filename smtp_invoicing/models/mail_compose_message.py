@@ -21,7 +21,7 @@ class MailComposeMessage(models.TransientModel):
 
     @api.depends("template_id", "mail_server_id", "model", "composition_mode", "res_ids")
     def _compute_smtp_invoicing_alerts(self):
-        mail_servers = self.env["ir.mail_server"]
+        mail_servers = self.env["smtp_invoicing.mailbox"]
         for wizard in self:
             choices = wizard._smtp_invoicing_template_choices()
             res_ids_per_server = defaultdict(list)
@@ -74,7 +74,7 @@ class MailComposeMessage(models.TransientModel):
         for wizard in self:
             wizard_choices = wizard._smtp_invoicing_template_choices()
             server_ids = {server_id for server_id, _template in wizard_choices.values() if server_id}
-            self.env["ir.mail_server"].sudo().browse(list(server_ids))._smtp_invoicing_check_ready()
+            self.env["smtp_invoicing.mailbox"].sudo().browse(list(server_ids))._smtp_invoicing_check_ready()
             choices.update(wizard_choices)
         with chosen_mailboxes(choices):
             result = super()._action_send_mail(auto_commit=auto_commit)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models
 
-from .ir_mail_server_delivery import REFUSAL
+from .smtp_invoicing_mailbox_delivery import REFUSAL
 
 # A mail refused for a temporary reason (4xx, connection dropped, server
 # unreachable) is retried after these many minutes, one value per attempt; then
@@ -19,7 +19,7 @@ HOLD_MINUTES = 60
 
 # Set by the module's own sending paths (Send & Print, the composer with a
 # template, template.send_mail, automatic reminders) for the duration of the call:
-# {(model, res_id): (mailbox id or False, template id)}, resolved on the server side
+# {(model, res_id): (mailbox id (smtp_invoicing.mailbox) or False, template id)}, resolved on the server side
 # from the template and the record's company. A context key could be forged by
 # any RPC caller; a context variable cannot.
 _CHOSEN = contextvars.ContextVar("smtp_invoicing_chosen_mailboxes", default=None)
@@ -52,7 +52,7 @@ class MailMail(models.Model):
 
     smtp_invoicing_retry_count = fields.Integer(string="Delivery Retries", copy=False, readonly=True)
     smtp_invoicing_mailbox_id = fields.Many2one(
-        "ir.mail_server",
+        "smtp_invoicing.mailbox",
         string="Allowed Mailbox",
         copy=False,
         readonly=True,
@@ -93,18 +93,21 @@ class MailMail(models.Model):
         updates = defaultdict(lambda: self.browse())  # values (as a tuple) -> mails, written once per group
         queued = defaultdict(lambda: self.env["account.move"])
         replies = self._smtp_invoicing_alias_replies(chosen)
+        Mailbox = self.env["smtp_invoicing.mailbox"]
+        named = {mailbox.mail_server_id: mailbox for mailbox in Mailbox._smtp_invoicing_of_servers(self.mail_server_id)}
         for mail in self:
             choice = chosen.get((mail.model, mail.res_id))
-            server = mail.mail_server_id
+            server = named.get(mail.mail_server_id)
             if choice is not None:
-                server_id, template_id = choice
-                if server_id:
-                    values = {"mail_server_id": server_id, "smtp_invoicing_mailbox_id": server_id}
+                mailbox_id, template_id = choice
+                if mailbox_id:
+                    mailbox = Mailbox.browse(mailbox_id)
+                    values = {"mail_server_id": mailbox.mail_server_id.id, "smtp_invoicing_mailbox_id": mailbox_id}
                     if (
                         not replies.get((mail.model, mail.res_id))
                         and not self.env["mail.template"].browse(template_id).reply_to
                     ):
-                        values["reply_to"] = self.env["ir.mail_server"].browse(server_id)._smtp_invoicing_sender()
+                        values["reply_to"] = mailbox._smtp_invoicing_sender()
                     if mail._smtp_invoicing_carries_document():
                         values["smtp_invoicing_template_id"] = template_id
                         # kept on the message, which outlives an auto-deleted mail (bounces)
@@ -112,16 +115,16 @@ class MailMail(models.Model):
                         if mail.model == "account.move":
                             queued[template_id] |= self.env["account.move"].browse(mail.res_id)
                     updates[tuple(values.items())] |= mail
-                elif server.smtp_invoicing_mailbox:
+                elif server:
                     updates[(("mail_server_id", False),)] |= mail
-            elif server.smtp_invoicing_mailbox:
+            elif server:
                 if server._smtp_invoicing_is_enabled() and (
                     self.env.user._is_superuser() or self.env.user._is_system()
                 ):
                     updates[(("smtp_invoicing_mailbox_id", server.id),)] |= mail
                 else:
                     _logger.warning(
-                        "Mail %s: mail server %s is an own mailbox its template did not choose (asked by user %s); "
+                        "Mail %s: mailbox %s is an own mailbox its template did not choose (asked by user %s); "
                         "sent through the default routing instead",
                         mail.id,
                         server.id,
@@ -171,18 +174,23 @@ class MailMail(models.Model):
         """
         # sudo: routing is decided for the queue, whatever user triggers it
         mails = self.sudo()
-        own = mails.filtered(lambda mail: mail.mail_server_id.smtp_invoicing_mailbox)
+        own_servers = (
+            mails.env["smtp_invoicing.mailbox"]._smtp_invoicing_of_servers(mails.mail_server_id).mail_server_id
+        )
+        own = mails.filtered(lambda mail: mail.mail_server_id in own_servers)
         held = mails.browse()
         if own:
             rerouted = own.filtered(
                 lambda mail: (
-                    mail.smtp_invoicing_mailbox_id != mail.mail_server_id
-                    or not mail.mail_server_id._smtp_invoicing_accepts(mail.record_company_id)
+                    mail.smtp_invoicing_mailbox_id.mail_server_id != mail.mail_server_id
+                    or not mail.smtp_invoicing_mailbox_id._smtp_invoicing_accepts(mail.record_company_id)
                 )
             )
             if rerouted:
                 rerouted.write({"mail_server_id": False})
-            held = (own - rerouted).filtered(lambda mail: mail.mail_server_id.verification_state != "verified")
+            held = (own - rerouted).filtered(
+                lambda mail: mail.smtp_invoicing_mailbox_id.verification_state != "verified"
+            )
             if held:
                 held._smtp_invoicing_hold()
         return super(MailMail, self - held)._split_by_mail_configuration()
@@ -200,10 +208,14 @@ class MailMail(models.Model):
                 auto_commit=auto_commit, raise_exception=raise_exception, post_send_callback=post_send_callback
             )
         by_mailbox = {}
-        for mail in self:
-            # sudo: routing is decided for the queue, whatever user triggers it
-            server = mail.sudo().mail_server_id
-            if server.smtp_invoicing_mailbox:
+        # sudo: routing is decided for the queue, whatever user triggers it
+        mails = self.sudo()
+        own_servers = (
+            mails.env["smtp_invoicing.mailbox"]._smtp_invoicing_of_servers(mails.mail_server_id).mail_server_id
+        )
+        for mail in mails:
+            server = mail.mail_server_id
+            if server in own_servers:
                 by_mailbox.setdefault(server, []).append(mail.id)
         if not by_mailbox:
             return super().send(auto_commit=auto_commit, post_send_callback=post_send_callback)
@@ -229,17 +241,19 @@ class MailMail(models.Model):
         refusal = REFUSAL.get()
         REFUSAL.set(None)
         mails = self.sudo()
-        # a mail sent by an own mailbox has it as server and as allowed mailbox
-        # (_split_by_mail_configuration): ids compared, no read of the server per mail
+        # a mail sent by an own mailbox has its server and the mailbox as allowed mailbox
+        # (_split_by_mail_configuration): the mailboxes of a batch are read once
         own = mails.filtered(
-            lambda mail: mail.smtp_invoicing_mailbox_id and mail.smtp_invoicing_mailbox_id == mail.mail_server_id
+            lambda mail: (
+                mail.smtp_invoicing_mailbox_id and mail.smtp_invoicing_mailbox_id.mail_server_id == mail.mail_server_id
+            )
         )
         if not own:
             return super()._postprocess_sent_message(
                 success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
             )
         failed = own.filtered(lambda mail: mail.state == "exception")
-        held = failed.filtered(lambda mail: mail.mail_server_id.verification_state != "verified")
+        held = failed.filtered(lambda mail: mail.smtp_invoicing_mailbox_id.verification_state != "verified")
         temporary = failure_type == "mail_smtp" or bool(refusal and refusal.temporary)
         retry = (failed - held).filtered(lambda mail: temporary and mail.smtp_invoicing_retry_count < MAX_RETRIES)
         documents = own.filtered("smtp_invoicing_template_id")
@@ -299,7 +313,7 @@ class MailMail(models.Model):
         )
         self._smtp_invoicing_notifications_pending()
         for mail in self.filtered(lambda mail: mail.smtp_invoicing_template_id and mail.model == "account.move"):
-            server = mail.mail_server_id
+            server = mail.smtp_invoicing_mailbox_id
             self.env["account.move"].browse(mail.res_id)._smtp_invoicing_set_delivery(
                 "queued",
                 failure=_(

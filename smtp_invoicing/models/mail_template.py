@@ -19,8 +19,8 @@ class MailTemplate(models.Model):
     @api.constrains("mail_server_id")
     def _check_smtp_invoicing_mail_server(self):
         for template in self:
-            server = template.sudo().mail_server_id
-            if server.smtp_invoicing_mailbox and server.verification_state != "verified":
+            server = self.env["smtp_invoicing.mailbox"]._smtp_invoicing_of_servers(template.sudo().mail_server_id)
+            if server and server.verification_state != "verified":
                 raise ValidationError(
                     _(
                         "The template “%(template)s” can only use a verified mailbox, and “%(server)s” is %(state)s. "
@@ -43,15 +43,15 @@ class MailTemplate(models.Model):
         self.ensure_one()
         # sudo: routing is decided for any sender; invoicing users never read mailboxes
         template = self.sudo()
-        mailboxes = template.env["ir.mail_server"]
+        mailboxes = template.env["smtp_invoicing.mailbox"]
         servers = dict.fromkeys([*companies.ids, False], mailboxes)
         if not mailboxes._smtp_invoicing_is_enabled():
             return servers
-        default = template.mail_server_id.filtered("smtp_invoicing_mailbox")
+        default = mailboxes._smtp_invoicing_of_servers(template.mail_server_id)
         chosen = {}
         if template.smtp_invoicing_mailbox_ids:
             choices = template.smtp_invoicing_mailbox_ids.filtered(lambda choice: choice.company_id in companies)
-            chosen = {choice.company_id.id: choice.mail_server_id for choice in choices}
+            chosen = {choice.company_id.id: choice.mailbox_id for choice in choices}
         for company_id in servers:
             server = chosen.get(company_id)
             if server is None:
@@ -84,10 +84,10 @@ class MailTemplate(models.Model):
         self.ensure_one()
         template = self.sudo()
         if not template.model or not (
-            template.mail_server_id.smtp_invoicing_mailbox or template.smtp_invoicing_mailbox_ids
+            template.mail_server_id.smtp_invoicing_mailbox_ids or template.smtp_invoicing_mailbox_ids
         ):
             return {}
-        if not self.env["ir.mail_server"]._smtp_invoicing_is_enabled():
+        if not self.env["smtp_invoicing.mailbox"]._smtp_invoicing_is_enabled():
             return {}
         servers = self._smtp_invoicing_record_mail_servers(res_ids)
         return {(template.model, res_id): (server.id, template.id) for res_id, server in servers.items()}

@@ -16,7 +16,7 @@ class ResConfigSettings(models.TransientModel):
     )
 
     def action_smtp_invoicing_open_mailboxes(self):
-        return self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.action_smtp_invoicing_mail_servers")
+        return self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.smtp_invoicing_mailbox_action")
 
     def action_smtp_invoicing_open_template_mailboxes(self):
         action = self.env["ir.actions.act_window"]._for_xml_id("smtp_invoicing.action_smtp_invoicing_template_mailbox")

@@ -24,7 +24,7 @@ class SmtpInvoicingBounce(models.Model):
     _description = "Delivery report of an own mailbox"
     _order = "id desc"
 
-    mail_server_id = fields.Many2one("ir.mail_server", required=True, ondelete="cascade", index=True, readonly=True)
+    mailbox_id = fields.Many2one("smtp_invoicing.mailbox", required=True, ondelete="cascade", index=True, readonly=True)
     report_key = fields.Char(required=True, readonly=True, help="Message-ID of the report, or a digest of it.")
     mail_message_id = fields.Many2one("mail.message", string="Message", ondelete="set null", readonly=True)
     move_id = fields.Many2one(
@@ -52,7 +52,7 @@ class SmtpInvoicingBounce(models.Model):
     _sql_constraints = [
         (
             "report_address_unique",
-            "UNIQUE(mail_server_id, report_key, email)",
+            "UNIQUE(mailbox_id, report_key, email)",
             "A delivery report is recorded once per address.",
         ),
     ]
@@ -83,7 +83,7 @@ class SmtpInvoicingBounce(models.Model):
             self.env["mail.message"]
             .sudo()
             .search(
-                [("message_id", "=", report.original_message_id), ("mail_server_id", "=", server.id)],
+                [("message_id", "=", report.original_message_id), ("mail_server_id", "=", server.mail_server_id.id)],
                 order="id desc",
                 limit=1,
             )
@@ -92,7 +92,7 @@ class SmtpInvoicingBounce(models.Model):
             _logger.info("Mail server %s: a delivery report about a mail Odoo did not send was ignored", server.id)
             return False
         key = bounces.report_key(raw)
-        if self.sudo().search_count([("mail_server_id", "=", server.id), ("report_key", "=", key)], limit=1):
+        if self.sudo().search_count([("mailbox_id", "=", server.id), ("report_key", "=", key)], limit=1):
             return True
         email_message = email.message_from_bytes(raw, policy=email.policy.default)
         for recipient in report.recipients:
@@ -136,7 +136,7 @@ class SmtpInvoicingBounce(models.Model):
                 move._smtp_invoicing_record_delayed(message, address, detail)
         self.sudo().create(
             {
-                "mail_server_id": server.id,
+                "mailbox_id": server.id,
                 "report_key": key,
                 "mail_message_id": message.id,
                 "move_id": move.id,

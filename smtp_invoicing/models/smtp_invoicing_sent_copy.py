@@ -10,7 +10,7 @@ RETRY_MINUTES = (5, 15, 60, 240)
 class SmtpInvoicingSentCopy(models.Model):
     """A mail accepted by an own mailbox's server, waiting to be filed in the mailbox's Sent folder.
 
-    Queued by ``ir.mail_server.send_email`` (``ir_mail_server_sent_copy.py``) with the
+    Queued by ``ir.mail_server.send_email`` (``smtp_invoicing_mailbox_sent_copy.py``) with the
     exact bytes that were sent; filed and deleted by the scheduled action that reads the
     mailbox (one IMAP session per mailbox and run). A copy that cannot be filed waits and
     is tried again; the mail itself is never sent again because of it.
@@ -20,7 +20,7 @@ class SmtpInvoicingSentCopy(models.Model):
     _description = "Sent folder copy waiting to be filed"
     _order = "id"
 
-    mail_server_id = fields.Many2one("ir.mail_server", required=True, ondelete="cascade", index=True, readonly=True)
+    mailbox_id = fields.Many2one("smtp_invoicing.mailbox", required=True, ondelete="cascade", index=True, readonly=True)
     message_id = fields.Char(string="Message-ID", readonly=True)
     raw = fields.Binary(string="Message", attachment=True, required=True, readonly=True)
     attempts = fields.Integer(readonly=True)

@@ -14,15 +14,14 @@ class SmtpInvoicingTemplateMailbox(models.Model):
     company_id = fields.Many2one(
         "res.company", required=True, ondelete="cascade", default=lambda self: self.env.company, index=True
     )
-    mail_server_id = fields.Many2one(
-        "ir.mail_server",
+    mailbox_id = fields.Many2one(
+        "smtp_invoicing.mailbox",
         string="Send from mailbox",
         required=True,
         ondelete="cascade",
-        domain="[('smtp_invoicing_mailbox', '=', True), ('verification_state', '=', 'verified'), "
-        "('smtp_invoicing_company_id', 'in', [company_id, False])]",
+        domain="[('verification_state', '=', 'verified'), ('smtp_invoicing_company_id', 'in', [company_id, False])]",
     )
-    verification_state = fields.Selection(related="mail_server_id.verification_state", string="Status")
+    verification_state = fields.Selection(related="mailbox_id.verification_state", string="Status")
 
     _sql_constraints = [
         (
@@ -32,13 +31,11 @@ class SmtpInvoicingTemplateMailbox(models.Model):
         ),
     ]
 
-    @api.constrains("mail_server_id", "company_id")
-    def _check_mail_server(self):
+    @api.constrains("mailbox_id", "company_id")
+    def _check_mailbox(self):
         for choice in self.sudo():
-            server = choice.mail_server_id
-            if not server.smtp_invoicing_mailbox or (
-                server.smtp_invoicing_company_id and server.smtp_invoicing_company_id != choice.company_id
-            ):
+            server = choice.mailbox_id
+            if server.smtp_invoicing_company_id and server.smtp_invoicing_company_id != choice.company_id:
                 raise ValidationError(
                     _(
                         "“%(server)s” is not an own mailbox of %(company)s: "

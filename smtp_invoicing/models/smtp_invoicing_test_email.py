@@ -17,19 +17,13 @@ class SmtpInvoicingTestEmail(models.TransientModel):
     _name = "smtp_invoicing.test.email"
     _description = "Test email from an own mailbox"
 
-    mail_server_id = fields.Many2one(
-        "ir.mail_server",
-        string="Mailbox",
-        required=True,
-        ondelete="cascade",
-        domain=[("smtp_invoicing_mailbox", "=", True)],
-    )
+    mailbox_id = fields.Many2one("smtp_invoicing.mailbox", string="Mailbox", required=True, ondelete="cascade")
     email_to = fields.Char(string="Send To", required=True, help="The mailbox's own address by default.")
 
     @api.model
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
-        server = self.env["ir.mail_server"].browse(values.get("mail_server_id"))
+        server = self.env["smtp_invoicing.mailbox"].browse(values.get("mailbox_id"))
         if server and "email_to" in fields_list and not values.get("email_to"):
             values["email_to"] = server.sender_email
         return values
@@ -37,7 +31,7 @@ class SmtpInvoicingTestEmail(models.TransientModel):
     def action_send(self):
         """Send the test email now and tell the administrator what the server said."""
         self.ensure_one()
-        server = self.mail_server_id.sudo()
+        server = self.mailbox_id.sudo()
         email_to = email_normalize(self.email_to or "")
         if not email_to or validation.has_control_chars(self.email_to):
             raise UserError(_("“%(email)s” is not a valid email address.", email=self.email_to or ""))
@@ -47,7 +41,7 @@ class SmtpInvoicingTestEmail(models.TransientModel):
             .sudo()
             .create(
                 {
-                    "mail_server_id": server.id,
+                    "mail_server_id": server.mail_server_id.id,
                     "email_from": formataddr((validation.one_line(server.sender_name), server.sender_email)),
                     "email_to": email_to,
                     "subject": _("Test email from Odoo: %(mailbox)s", mailbox=server.name),

@@ -7,7 +7,7 @@ import { formView } from "@web/views/form/form_view";
 /**
  * The own-mailbox form shows the result of a verification by itself: the server sends
  * "smtp_invoicing.mailbox_checked" to whoever requested it once the result is saved
- * (ir_mail_server_verification.py, _smtp_invoicing_tell_requester), and the form of that
+ * (smtp_invoicing_mailbox_verification.py, _smtp_invoicing_tell_requester), and the form of that
  * mailbox reloads, unless it holds unsaved changes.
  */
 export class MailboxFormController extends FormController {

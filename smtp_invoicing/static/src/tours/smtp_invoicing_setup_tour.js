@@ -136,7 +136,7 @@ registry.category("web_tour.tours").add("smtp_invoicing_setup", {
 });
 
 registry.category("web_tour.tours").add("smtp_invoicing_status", {
-    url: "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers",
+    url: "/odoo/action-smtp_invoicing.smtp_invoicing_mailbox_action",
     steps: () => [
         {
             content: "The list shows the mailbox as verified",

@@ -57,7 +57,7 @@ function verifyAndWait(mailbox, state, extra) {
 }
 
 registry.category("web_tour.tours").add("smtp_invoicing_verify_result", {
-    url: "/odoo/action-smtp_invoicing.action_smtp_invoicing_mail_servers",
+    url: "/odoo/action-smtp_invoicing.smtp_invoicing_mailbox_action",
     steps: () => [
         ...verifyAndWait("Good invoices", "verified", [
             {

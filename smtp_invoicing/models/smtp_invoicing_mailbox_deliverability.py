@@ -7,10 +7,10 @@ from ..lib import deliverability
 _logger = logging.getLogger(__name__)
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """Deliverability hint of own mailboxes: do SPF and DMARC of the sender's domain allow them?"""
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     smtp_invoicing_deliverability = fields.Selection(
         [("good", "Good"), ("warning", "To check"), ("bad", "At risk"), ("unknown", "Not checked")],
@@ -22,7 +22,7 @@ class IrMailServer(models.Model):
         string="Deliverability Details", compute="_compute_smtp_invoicing_deliverability"
     )
 
-    @api.depends("smtp_invoicing_mailbox", "sender_email", "smtp_host")
+    @api.depends("sender_email", "smtp_host")
     def _compute_smtp_invoicing_deliverability(self):
         """Not stored: read from DNS (bounded timeout, cached by the lib) when the form shows it.
 
@@ -36,7 +36,7 @@ class IrMailServer(models.Model):
             _logger.warning("Invalid smtp_invoicing.dns_nameservers or dns_timeout: using the system resolver")
             nameservers, timeout = None, 3.0
         for server in self:
-            if not server.smtp_invoicing_mailbox or not server.sender_email:
+            if not server.sender_email:
                 server.smtp_invoicing_deliverability = False
                 server.smtp_invoicing_deliverability_message = False
                 continue

@@ -3,8 +3,8 @@ from odoo import api, fields, models
 ENCRYPTED_PROTOCOLS = ("starttls", "ssl")
 
 
-class IrMailServer(models.Model):
-    _inherit = "ir.mail_server"
+class SmtpInvoicingMailbox(models.Model):
+    _inherit = "smtp_invoicing.mailbox"
 
     # Core's smtp_encryption also offers "none", which an own mailbox refuses at save:
     # the own-mailbox form shows this narrower choice, written through to core's field.

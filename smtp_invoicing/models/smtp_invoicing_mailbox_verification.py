@@ -13,7 +13,7 @@ from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
 from ..lib import smtp
-from .ir_mail_server_password import MissingSecret
+from .smtp_invoicing_mailbox_password import MissingSecret
 
 _logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _Lease:
     request: dict | None = None
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """Verification of own mailboxes: a status that means what it says, and heals itself.
 
     *Verified*: Odoo connected over verified TLS, logged in, and the server accepted the
@@ -80,7 +80,7 @@ class IrMailServer(models.Model):
     result in another short transaction.
     """
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     verification_state = fields.Selection(
         [("draft", "Draft"), ("pending", "Pending"), ("verified", "Verified"), ("failed", "Failed")],
@@ -121,9 +121,7 @@ class IrMailServer(models.Model):
 
         A mailbox without secret is refused here: its check could only fail.
         """
-        mailboxes = self.filtered("smtp_invoicing_mailbox")
-        if not mailboxes:
-            raise UserError(_("Only own-mailbox SMTP settings can be verified here."))
+        mailboxes = self
         for server in mailboxes:
             if not server.smtp_invoicing_connected:
                 raise UserError(server._smtp_invoicing_no_secret_message())
@@ -170,7 +168,6 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_verification_domain(self):
         """Mailboxes due for a check: requested, re-verification time reached, or a retry due."""
         return [
-            ("smtp_invoicing_mailbox", "=", True),
             ("verification_state", "in", ("pending", "verified", "failed")),
             ("smtp_invoicing_next_check_at", "<=", fields.Datetime.now()),
         ]
@@ -243,19 +240,19 @@ class IrMailServer(models.Model):
             env = self.env(cr=cr, su=True)
             locked = _locking_select(
                 cr,
-                """SELECT id FROM ir_mail_server
+                """SELECT id FROM smtp_invoicing_mailbox
                     WHERE id IN %s AND (smtp_invoicing_lease_until IS NULL OR smtp_invoicing_lease_until < %s)
                       FOR NO KEY UPDATE SKIP LOCKED""",
                 [tuple(server_ids), now],
             )
-            servers = env["ir.mail_server"].browse(locked)
+            servers = env["smtp_invoicing.mailbox"].browse(locked)
             # a worker that started earlier may have checked some of them since this run listed them
             servers = servers.filtered_domain(self._smtp_invoicing_verification_domain())
             if not servers:
                 return leases
             until = now + timedelta(seconds=servers[:1]._smtp_invoicing_lease_seconds())
             cr.execute(
-                "UPDATE ir_mail_server SET smtp_invoicing_lease_until = %s WHERE id IN %s",
+                "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_lease_until = %s WHERE id IN %s",
                 [until, tuple(servers.ids)],
             )
             servers.invalidate_recordset(["smtp_invoicing_lease_until"])
@@ -271,7 +268,7 @@ class IrMailServer(models.Model):
         a mailbox that cannot be checked (licence, secret, token refused) has its failure recorded."""
         try:
             with self.env.registry.cursor() as cr:
-                server = self.env(cr=cr, su=True)["ir.mail_server"].browse(lease.server_id)
+                server = self.env(cr=cr, su=True)["smtp_invoicing.mailbox"].browse(lease.server_id)
                 lease.request = server._smtp_invoicing_verify_request()
         except (UserError, smtp.SmtpCheckError) as error:
             self._smtp_invoicing_record_leases([(lease, error)])
@@ -296,7 +293,8 @@ class IrMailServer(models.Model):
                 current = set(
                     _locking_select(
                         cr,
-                        "SELECT id FROM ir_mail_server WHERE (id, smtp_invoicing_lease_until) IN %s FOR NO KEY UPDATE",
+                        "SELECT id FROM smtp_invoicing_mailbox WHERE (id, smtp_invoicing_lease_until) IN %s"
+                        " FOR NO KEY UPDATE",
                         [tuple((lease.server_id, lease.until) for lease, _error in outcomes)],
                     )
                 )
@@ -305,7 +303,7 @@ class IrMailServer(models.Model):
                         _logger.info("Mail server %s: verification result dropped, its lease ended", lease.server_id)
                 outcomes = [(lease, error) for lease, error in outcomes if lease.server_id in current]
                 # iterated, not browsed one by one: the mailboxes are read together
-                servers = env["ir.mail_server"].browse([lease.server_id for lease, _error in outcomes])
+                servers = env["smtp_invoicing.mailbox"].browse([lease.server_id for lease, _error in outcomes])
                 notes = {}
                 token = _PENDING_NOTES.set(notes)
                 try:

@@ -7,17 +7,17 @@ from ..lib import imap, validation
 IMAP_TEMPORARY_REASONS = frozenset({"dns_unavailable", "refused", "timeout", "network"})
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """Incoming mail of own mailboxes: the settings, and their verification.
 
     Odoo reads the mailbox's INBOX over IMAP for the delivery reports about the mails it
     sent (``smtp_invoicing_track_bounces``) and files a copy of each sent mail in the
     Sent folder (``smtp_invoicing_sent_copy``), with the same login and the same verified
-    TLS as for sending. The reading itself is in ``ir_mail_server_bounces_poll.py``, the
-    Sent copy in ``ir_mail_server_sent_copy.py``.
+    TLS as for sending. The reading itself is in ``smtp_invoicing_mailbox_bounces_poll.py``, the
+    Sent copy in ``smtp_invoicing_mailbox_sent_copy.py``.
     """
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     smtp_invoicing_imap_host = fields.Char(
         string="IMAP Host",
@@ -52,11 +52,10 @@ class IrMailServer(models.Model):
     )
     smtp_invoicing_poll_lease_until = fields.Datetime(readonly=True, copy=False)
     smtp_invoicing_bounce_ids = fields.One2many(
-        "smtp_invoicing.bounce", "mail_server_id", string="Delivery Reports", readonly=True
+        "smtp_invoicing.bounce", "mailbox_id", string="Delivery Reports", readonly=True
     )
 
     @api.constrains(
-        "smtp_invoicing_mailbox",
         "smtp_invoicing_track_bounces",
         "smtp_invoicing_sent_copy",
         "smtp_invoicing_imap_host",
@@ -64,7 +63,7 @@ class IrMailServer(models.Model):
         "smtp_invoicing_bounce_folder",
     )
     def _check_smtp_invoicing_incoming(self):
-        for server in self.filtered("smtp_invoicing_mailbox"):
+        for server in self:
             if not server._smtp_invoicing_uses_imap():
                 continue
             if not validation.is_valid_host(server.smtp_invoicing_imap_host):
@@ -89,7 +88,7 @@ class IrMailServer(models.Model):
         """A mailbox whose Sent copy is switched off drops the copies still waiting."""
         result = super().write(vals)
         if "smtp_invoicing_sent_copy" in vals and not vals["smtp_invoicing_sent_copy"]:
-            self.env["smtp_invoicing.sent.copy"].sudo().search([("mail_server_id", "in", self.ids)]).unlink()
+            self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", self.ids)]).unlink()
         return result
 
     def _smtp_invoicing_uses_imap(self):
@@ -116,7 +115,7 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_verify_request(self):
         """Mailboxes that track bounces or copy to Sent also log in to IMAP and select the INBOX."""
         request = super()._smtp_invoicing_verify_request()
-        if self.smtp_invoicing_mailbox and self._smtp_invoicing_uses_imap():
+        if self._smtp_invoicing_uses_imap():
             request["imap"] = self._smtp_invoicing_imap_request()
         return request
 
@@ -199,10 +198,10 @@ class IrMailServer(models.Model):
 
     def action_smtp_invoicing_read_now(self):
         """Read the delivery reports and file the waiting Sent copies of these mailboxes now (form button)."""
-        mailboxes = self.filtered("smtp_invoicing_mailbox")
+        mailboxes = self
         if not mailboxes or not any(server._smtp_invoicing_uses_imap() for server in mailboxes):
             raise UserError(_("Switch on bounce tracking or the Sent copy first."))
-        self.env["smtp_invoicing.sent.copy"].sudo().search([("mail_server_id", "in", mailboxes.ids)]).write(
+        self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", mailboxes.ids)]).write(
             {"next_attempt_at": fields.Datetime.now()}
         )
         self.env.ref("smtp_invoicing.ir_cron_poll_mailboxes")._trigger()

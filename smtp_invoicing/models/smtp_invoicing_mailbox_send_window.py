@@ -2,17 +2,17 @@ from odoo import _, api, models
 from odoo.tools import email_normalize
 
 from ..lib import validation
-from .ir_mail_server_oauth import OAUTH_KINDS
+from .smtp_invoicing_mailbox_oauth import OAUTH_KINDS
 
 # A blocked mailbox's alert names at most this many of the records that would leave from it.
 NAMED_RECORDS = 10
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """What the send windows (*Send*, the payment reminder composer) say about own mailboxes:
     where the mail leaves from and, before any click, why a mailbox cannot send and who must act."""
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     def _smtp_invoicing_sender_display(self):
         """The From the customer reads: ``ACME Billing <billing@acme.com>``."""

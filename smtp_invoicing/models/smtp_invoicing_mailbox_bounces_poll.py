@@ -51,7 +51,7 @@ def _file_and_close(client, uids, folder):
         imap.logout(client)
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """Reading own mailboxes: delivery reports in, Sent copies out, one IMAP session per mailbox per run.
 
     The same pattern as the verification: a short committed lease takes the mailbox, the
@@ -60,12 +60,11 @@ class IrMailServer(models.Model):
     headers first (``BODY.PEEK``, never ``\\Seen``); only delivery reports are downloaded.
     """
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     @api.model
     def _smtp_invoicing_poll_domain(self):
         return [
-            ("smtp_invoicing_mailbox", "=", True),
             ("verification_state", "=", "verified"),
             ("smtp_invoicing_imap_host", "!=", False),
             "|",
@@ -148,12 +147,12 @@ class IrMailServer(models.Model):
         with self.env.registry.cursor() as cr:
             env = self.env(cr=cr, su=True)
             cr.execute(
-                """SELECT id FROM ir_mail_server
+                """SELECT id FROM smtp_invoicing_mailbox
                     WHERE id IN %s AND (smtp_invoicing_poll_lease_until IS NULL OR smtp_invoicing_poll_lease_until < %s)
                       FOR NO KEY UPDATE SKIP LOCKED""",
                 [tuple(server_ids), now],
             )
-            servers = env["ir.mail_server"].browse([row[0] for row in cr.fetchall()])
+            servers = env["smtp_invoicing.mailbox"].browse([row[0] for row in cr.fetchall()])
             servers = servers.filtered_domain(self._smtp_invoicing_poll_domain())
             if not servers:
                 return visits
@@ -163,7 +162,7 @@ class IrMailServer(models.Model):
                 copies = Copy.browse()
                 if server.smtp_invoicing_sent_copy:
                     copies = Copy.search(
-                        [("mail_server_id", "=", server.id), ("next_attempt_at", "<=", now)], order="id", limit=batch
+                        [("mailbox_id", "=", server.id), ("next_attempt_at", "<=", now)], order="id", limit=batch
                     )
                 if not copies and not server.smtp_invoicing_track_bounces:
                     continue
@@ -186,7 +185,7 @@ class IrMailServer(models.Model):
                 visits.append(visit)
             if visits:
                 cr.execute(
-                    "UPDATE ir_mail_server SET smtp_invoicing_poll_lease_until = %s WHERE id IN %s",
+                    "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_poll_lease_until = %s WHERE id IN %s",
                     [until, tuple(visit.server_id for visit in visits)],
                 )
                 servers.invalidate_recordset(["smtp_invoicing_poll_lease_until"])
@@ -195,13 +194,14 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_lease_server(self, cr, visit):
         """The mailbox of ``visit`` locked in ``cr`` if its lease is still the one taken, else None."""
         cr.execute(
-            "SELECT id FROM ir_mail_server WHERE id = %s AND smtp_invoicing_poll_lease_until = %s FOR NO KEY UPDATE",
+            "SELECT id FROM smtp_invoicing_mailbox WHERE id = %s AND smtp_invoicing_poll_lease_until = %s"
+            " FOR NO KEY UPDATE",
             [visit.server_id, visit.until],
         )
         if not cr.fetchone():
             _logger.info("Mail server %s: mailbox reading result dropped, its lease ended", visit.server_id)
             return None
-        return self.env(cr=cr, su=True)["ir.mail_server"].browse(visit.server_id)
+        return self.env(cr=cr, su=True)["smtp_invoicing.mailbox"].browse(visit.server_id)
 
     @api.model
     def _smtp_invoicing_record_visit(self, visit, outcome):

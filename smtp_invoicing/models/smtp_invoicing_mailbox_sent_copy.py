@@ -31,14 +31,14 @@ def _remember_sent_bytes(connection, server_id):
     return connection
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """The Sent folder copy of the mails an own mailbox sends: queued at once, filed later.
 
     The sending path only keeps the bytes (one INSERT); the IMAP work is done by the
     scheduled action that reads the mailbox, in batches, one session per mailbox.
     """
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     smtp_invoicing_sent_copy_count = fields.Integer(
         string="Copies Waiting", compute="_compute_smtp_invoicing_sent_copy_status"
@@ -48,9 +48,9 @@ class IrMailServer(models.Model):
     )
 
     def _compute_smtp_invoicing_sent_copy_status(self):
-        copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mail_server_id", "in", self.ids)])
+        copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", self.ids)])
         for server in self:
-            mine = copies.filtered(lambda copy, server=server: copy.mail_server_id == server)
+            mine = copies.filtered(lambda copy, server=server: copy.mailbox_id == server)
             failed = mine.filtered("last_error")
             server.smtp_invoicing_sent_copy_count = len(mine)
             server.smtp_invoicing_sent_copy_error = failed[-1:].last_error or False
@@ -62,58 +62,33 @@ class IrMailServer(models.Model):
             _remember_sent_bytes(connection, self.id)
         return connection
 
-    def send_email(
-        self,
-        message,
-        mail_server_id=None,
-        smtp_server=None,
-        smtp_port=None,
-        smtp_user=None,
-        smtp_password=None,
-        smtp_encryption=None,
-        smtp_ssl_certificate=None,
-        smtp_ssl_private_key=None,
-        smtp_debug=False,
-        smtp_session=None,
-    ):
-        """Queue the Sent copy of a mail the mailbox's server accepted; called by ``mail.mail._send()``.
+    def _smtp_invoicing_send_email(self, send):
+        """Queue the Sent copy of a mail the mailbox's server accepted.
 
         Filing the copy is not part of sending: a failure to queue it is logged and the
         mail stays sent.
         """
         SENT.set(None)
-        message_id = super().send_email(
-            message,
-            mail_server_id=mail_server_id,
-            smtp_server=smtp_server,
-            smtp_port=smtp_port,
-            smtp_user=smtp_user,
-            smtp_password=smtp_password,
-            smtp_encryption=smtp_encryption,
-            smtp_ssl_certificate=smtp_ssl_certificate,
-            smtp_ssl_private_key=smtp_ssl_private_key,
-            smtp_debug=smtp_debug,
-            smtp_session=smtp_session,
-        )
+        message_id = super()._smtp_invoicing_send_email(send)
         sent = SENT.get()
         if sent:
             SENT.set(None)
-            server_id, raw = sent
+            mailbox_id, raw = sent
             try:
                 with self.env.cr.savepoint():
                     # sudo: the queue belongs to the mailbox, whoever sends
                     self.env["smtp_invoicing.sent.copy"].sudo().create(
-                        {"mail_server_id": server_id, "message_id": message_id, "raw": base64.b64encode(raw)}
+                        {"mailbox_id": mailbox_id, "message_id": message_id, "raw": base64.b64encode(raw)}
                     )
             except Exception:  # the mail was accepted: never fail it for its copy
                 _logger.warning(
-                    "Mail server %s: the Sent copy of %s could not be queued", server_id, message_id, exc_info=True
+                    "Mailbox %s: the Sent copy of %s could not be queued", mailbox_id, message_id, exc_info=True
                 )
         return message_id
 
     def action_smtp_invoicing_discard_sent_copies(self):
         """Forget the Sent copies still waiting for these mailboxes (form button)."""
-        copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mail_server_id", "in", self.ids)])
+        copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", self.ids)])
         count = len(copies)
         copies.unlink()
         for server in self:

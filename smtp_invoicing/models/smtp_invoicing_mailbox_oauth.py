@@ -12,7 +12,7 @@ from odoo.tools import SQL, email_normalize
 from odoo.tools.misc import hash_sign, verify_hash_signed
 
 from ..lib import crypto, oauth, smtp
-from .ir_mail_server_password import MissingSecret, secret_box
+from .smtp_invoicing_mailbox_password import MissingSecret, secret_box
 
 _logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ _TOKEN_COLUMNS = ("smtp_invoicing_oauth_refresh_enc", "smtp_invoicing_oauth_acce
 _SECRET_ERRORS = (crypto.SecretError, ValueError)
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """Own mailboxes that sign in with Microsoft 365 or Gmail (OAuth 2.0, XOAUTH2 for SMTP).
 
     Reused from Odoo's ``microsoft_outlook`` and ``google_gmail`` (this model inherits
@@ -52,7 +52,7 @@ class IrMailServer(models.Model):
     mailbox's user name.
     """
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     smtp_invoicing_auth_kind = fields.Selection(
         AUTH_KINDS,
@@ -90,7 +90,6 @@ class IrMailServer(models.Model):
     # ------------------------------------------------------------------
 
     @api.depends(
-        "smtp_invoicing_mailbox",
         "smtp_invoicing_auth_kind",
         "smtp_invoicing_password_enc",
         "smtp_invoicing_oauth_refresh_enc",
@@ -99,14 +98,14 @@ class IrMailServer(models.Model):
         for server in self:
             secret = server.sudo()._smtp_invoicing_secret_column()
             server.smtp_invoicing_connected = bool(secret)
-            server.smtp_invoicing_awaiting_connection = server.smtp_invoicing_mailbox and not secret
+            server.smtp_invoicing_awaiting_connection = not secret
 
     def _search_smtp_invoicing_awaiting_connection(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(_("Unsupported search on Awaiting Connection."))
         self.env.cr.execute(
-            """SELECT id FROM ir_mail_server
-                WHERE smtp_invoicing_mailbox AND CASE WHEN smtp_invoicing_auth_kind IN ('microsoft', 'google')
+            """SELECT id FROM smtp_invoicing_mailbox
+                WHERE CASE WHEN smtp_invoicing_auth_kind IN ('microsoft', 'google')
                       THEN smtp_invoicing_oauth_refresh_enc IS NULL ELSE smtp_invoicing_password_enc IS NULL END"""
         )
         ids = [row[0] for row in self.env.cr.fetchall()]
@@ -115,7 +114,7 @@ class IrMailServer(models.Model):
 
     def _compute_smtp_invoicing_owner_id(self):
         for server in self:
-            owner = server._smtp_invoicing_licensed_user() if server.smtp_invoicing_mailbox else False
+            owner = server._smtp_invoicing_licensed_user()
             server.smtp_invoicing_owner_id = owner or False
 
     @api.depends("verification_state", "smtp_invoicing_failure_reason", "smtp_invoicing_auth_kind")
@@ -150,7 +149,7 @@ class IrMailServer(models.Model):
         for server in self:
             server.smtp_invoicing_connect_url = (
                 url_join(server.get_base_url(), "/smtp_invoicing/mailbox/%s/connect" % server.id)
-                if server.id and server.smtp_invoicing_mailbox
+                if server.id
                 else False
             )
 
@@ -158,8 +157,7 @@ class IrMailServer(models.Model):
         """A Microsoft 365 mailbox still signing in with a password (Basic authentication)."""
         self.ensure_one()
         return bool(
-            self.smtp_invoicing_mailbox
-            and (self.smtp_invoicing_auth_kind or "password") == "password"
+            (self.smtp_invoicing_auth_kind or "password") == "password"
             and (
                 self.smtp_invoicing_preset in ("microsoft365", "outlook")
                 or (self.smtp_host or "").lower() in MICROSOFT_HOSTS
@@ -180,7 +178,7 @@ class IrMailServer(models.Model):
 
     @api.onchange("smtp_invoicing_auth_kind")
     def _onchange_smtp_invoicing_auth_kind(self):
-        for server in self.filtered("smtp_invoicing_mailbox"):
+        for server in self:
             if server.smtp_invoicing_auth_kind == "microsoft" and server.smtp_invoicing_preset == "custom":
                 server.smtp_invoicing_preset = "microsoft365"
                 server._onchange_smtp_invoicing_preset()
@@ -202,9 +200,7 @@ class IrMailServer(models.Model):
         """Another sign-in kind forgets the previous secret: the owner connects the mailbox again."""
         changed = self.browse()
         if "smtp_invoicing_auth_kind" in vals:
-            changed = self.filtered(
-                lambda s: s.smtp_invoicing_mailbox and s.smtp_invoicing_auth_kind != vals["smtp_invoicing_auth_kind"]
-            )
+            changed = self.filtered(lambda s: s.smtp_invoicing_auth_kind != vals["smtp_invoicing_auth_kind"])
             if vals["smtp_invoicing_auth_kind"] in OAUTH_KINDS:
                 vals = {key: value for key, value in vals.items() if key != "smtp_pass"}
         result = super().write(vals)
@@ -233,7 +229,7 @@ class IrMailServer(models.Model):
         )
         access_enc = box.encrypt(access_token, self._smtp_invoicing_token_context(_TOKEN_COLUMNS[1]))
         self.env.cr.execute(
-            """UPDATE ir_mail_server
+            """UPDATE smtp_invoicing_mailbox
                   SET smtp_invoicing_oauth_refresh_enc = COALESCE(%s, smtp_invoicing_oauth_refresh_enc),
                       smtp_invoicing_oauth_access_enc = %s, smtp_invoicing_oauth_expires = %s
                 WHERE id = %s""",
@@ -254,7 +250,7 @@ class IrMailServer(models.Model):
 
     def _smtp_invoicing_forget_access_token(self):
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_invoicing_oauth_access_enc = NULL, smtp_invoicing_oauth_expires = 0"
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_oauth_access_enc = NULL, smtp_invoicing_oauth_expires = 0"
             " WHERE id IN %s",
             [tuple(self.ids)],
         )
@@ -263,8 +259,8 @@ class IrMailServer(models.Model):
     def _smtp_invoicing_forget_secret(self):
         """Erase every secret of these mailboxes (password and tokens) and who signed in."""
         self.env.cr.execute(
-            """UPDATE ir_mail_server
-                  SET smtp_invoicing_password_enc = NULL, smtp_pass = NULL,
+            """UPDATE smtp_invoicing_mailbox
+                  SET smtp_invoicing_password_enc = NULL,
                       smtp_invoicing_oauth_refresh_enc = NULL, smtp_invoicing_oauth_access_enc = NULL,
                       smtp_invoicing_oauth_expires = 0, smtp_invoicing_oauth_account = NULL
                 WHERE id IN %s""",
@@ -272,7 +268,6 @@ class IrMailServer(models.Model):
         )
         self.invalidate_recordset(
             [
-                "smtp_pass",
                 "smtp_invoicing_password_enc",
                 *_TOKEN_COLUMNS,
                 "smtp_invoicing_oauth_expires",
@@ -287,14 +282,16 @@ class IrMailServer(models.Model):
         box = secret_box()
         for column in _TOKEN_COLUMNS:
             name = SQL.identifier(column)
-            self.env.cr.execute(SQL("SELECT id, %s FROM ir_mail_server WHERE %s IS NOT NULL", name, name))
+            self.env.cr.execute(SQL("SELECT id, %s FROM smtp_invoicing_mailbox WHERE %s IS NOT NULL", name, name))
             for server_id, token in self.env.cr.fetchall():
                 try:
                     new_token = box.rotate(token)
                 except _SECRET_ERRORS:
                     _logger.warning("Mail server %s: OAuth token not re-encrypted, no key decrypts it", server_id)
                     continue
-                self.env.cr.execute(SQL("UPDATE ir_mail_server SET %s = %s WHERE id = %s", name, new_token, server_id))
+                self.env.cr.execute(
+                    SQL("UPDATE smtp_invoicing_mailbox SET %s = %s WHERE id = %s", name, new_token, server_id)
+                )
         self.invalidate_model(list(_TOKEN_COLUMNS))
         return rotated
 
@@ -339,13 +336,15 @@ class IrMailServer(models.Model):
             return url_join(self._get_microsoft_endpoint(), "../../discovery/v2.0/keys")
         return self._smtp_invoicing_google_endpoint("jwks_uri", oauth.GOOGLE_JWKS_URI)
 
+    def _get_microsoft_endpoint(self):
+        return self.mail_server_id._get_microsoft_endpoint()
+
     def _fetch_outlook_token(self, grant_type, **values):
-        """Own mailboxes: the same request as microsoft_outlook's (its endpoint, app and redirect
-        URL), but a refusal keeps Microsoft's error code (``oauth.OAuthError``): a revoked consent,
-        an expiry from disuse or an outage need different words and actions, which the mixin's
-        single UserError cannot tell apart. Core Outlook servers get the mixin's behaviour."""
-        if not (len(self) == 1 and self.smtp_invoicing_mailbox):
-            return super()._fetch_outlook_token(grant_type, **values)
+        """The same request as microsoft_outlook's (its endpoint, app and redirect URL), but a
+        refusal keeps Microsoft's error code (``oauth.OAuthError``): a revoked consent, an expiry
+        from disuse or an outage need different words and actions, which the mixin's single
+        UserError cannot tell apart."""
+        self.ensure_one()
         config = self._smtp_invoicing_oauth_config()
         data = {
             "client_id": config["client_id"],
@@ -358,11 +357,10 @@ class IrMailServer(models.Model):
         return oauth.token_request(url_join(self._get_microsoft_endpoint(), "token"), data, timeout=10)
 
     def _fetch_gmail_token(self, grant_type, **values):
-        """Own mailboxes: the same request as google_gmail's, but to the configurable token
-        endpoint and keeping Google's error code (google_gmail raises one UserError without it,
-        and its URL cannot be changed). Core Gmail servers get the mixin's behaviour."""
-        if not (len(self) == 1 and self.smtp_invoicing_mailbox):
-            return super()._fetch_gmail_token(grant_type, **values)
+        """The same request as google_gmail's, but to the configurable token endpoint and keeping
+        Google's error code (google_gmail raises one UserError without it, and its URL cannot be
+        changed)."""
+        self.ensure_one()
         config = self._smtp_invoicing_oauth_config()
         data = {
             "client_id": config["client_id"],
@@ -515,10 +513,12 @@ class IrMailServer(models.Model):
             raise MissingSecret(server._smtp_invoicing_sign_in_message())
         try:
             if server.smtp_invoicing_auth_kind == "microsoft":
-                new_refresh, access, expires = server._fetch_outlook_access_token(refresh)
+                response = server._fetch_outlook_token("refresh_token", refresh_token=refresh)
+                new_refresh = response["refresh_token"]
             else:
-                access, expires = server._fetch_gmail_access_token(refresh)
+                response = server._fetch_gmail_token("refresh_token", refresh_token=refresh)
                 new_refresh = None  # Google keeps the same refresh token
+            access, expires = response["access_token"], int(time.time()) + int(response["expires_in"])
         except oauth.OAuthError as error:
             _logger.info("Mail server %s: token refresh refused (%s %s)", server.id, error.reason, error.error)
             raise smtp.SmtpCheckError(error.reason, detail=error.error) from None
@@ -663,8 +663,6 @@ class IrMailServer(models.Model):
         """Raise AccessError unless ``user`` may connect, reconnect or disconnect this mailbox:
         its owner, or a Settings administrator who may see it (their companies)."""
         self.ensure_one()
-        if not self.sudo().smtp_invoicing_mailbox:
-            raise AccessError(_("This is not an own mailbox."))
         if user == self.sudo().smtp_invoicing_owner_id:
             return
         if user.has_group("base.group_system"):

@@ -4,7 +4,7 @@ import logging
 import smtplib
 import ssl
 
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import email_normalize, formataddr
 
@@ -33,10 +33,10 @@ REFUSAL = contextvars.ContextVar("smtp_invoicing_refusal", default=None)
 _BROKEN_CONNECTION = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, ssl.SSLError)
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """Sending through own mailboxes: verified TLS, the mailbox's identity, truthful outcomes."""
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
     smtp_invoicing_failed_mail_count = fields.Integer(
         string="Failed Mails", compute="_compute_smtp_invoicing_failed_mail_count"
@@ -47,50 +47,14 @@ class IrMailServer(models.Model):
             self.env["mail.mail"]
             .sudo()
             ._read_group(
-                [("mail_server_id", "in", self.ids), ("state", "=", "exception")], ["mail_server_id"], ["__count"]
+                [("mail_server_id", "in", self.mail_server_id.ids), ("state", "=", "exception")],
+                ["mail_server_id"],
+                ["__count"],
             )
         )
         counts = {server.id: count for server, count in groups}
-        for server in self:
-            server.smtp_invoicing_failed_mail_count = counts.get(server.id, 0)
-
-    def connect(
-        self,
-        host=None,
-        port=None,
-        user=None,
-        password=None,
-        encryption=None,
-        smtp_from=None,
-        ssl_certificate=None,
-        ssl_private_key=None,
-        smtp_debug=False,
-        mail_server_id=None,
-        allow_archived=False,
-    ):
-        """Own mailboxes connect with verified TLS and their sender identity; others as core does.
-
-        Called by ``mail.mail.send()`` once per batch and by ``send_email()``.
-        """
-        mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
-        if mailbox.smtp_invoicing_mailbox:
-            if not allow_archived and not mailbox.active:
-                raise UserError(_('The server "%s" cannot be used because it is archived.', mailbox.display_name))
-            # a refusal is written on the mailbox in its readers' language, not the queue's
-            return mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())._smtp_invoicing_connect()
-        return super().connect(
-            host=host,
-            port=port,
-            user=user,
-            password=password,
-            encryption=encryption,
-            smtp_from=smtp_from,
-            ssl_certificate=ssl_certificate,
-            ssl_private_key=ssl_private_key,
-            smtp_debug=smtp_debug,
-            mail_server_id=mail_server_id,
-            allow_archived=allow_archived,
-        )
+        for mailbox in self:
+            mailbox.smtp_invoicing_failed_mail_count = counts.get(mailbox.mail_server_id.id, 0)
 
     def _smtp_invoicing_connect(self):
         """Open an authenticated, verified session sending as the mailbox's identity.
@@ -126,7 +90,8 @@ class IrMailServer(models.Model):
                 self._smtp_invoicing_note_failure(error)
                 self._smtp_invoicing_mark_failed(message, error)
             raise UserError(message) from None
-        connection.smtp_invoicing_mailbox = True  # read by _prepare_email_message()
+        # read by ir.mail_server's send_email() and _prepare_email_message(): no query per mail
+        connection.smtp_invoicing_mailbox_id = self.id
         # Core's _prepare_email_message() puts smtp_from in the From header and
         # its address in MAIL FROM: the mailbox's identity, never spoofed.
         connection.from_filter = email_normalize(self.sender_email)
@@ -139,78 +104,46 @@ class IrMailServer(models.Model):
         # one_line(): a name written behind the constraint's back must not add headers
         return formataddr((validation.one_line(self.sender_name), email_normalize(self.sender_email)))
 
-    def _prepare_email_message(self, message, smtp_session):
-        """Own mailboxes only send single-line headers; called by ``send_email()``.
+    @api.model
+    def _smtp_invoicing_one_line_headers(self, message):
+        """Flatten every header of ``message`` to one line; called for a mailbox's session by
+        ``ir.mail_server._prepare_email_message()``.
 
         Python's email package decodes RFC 2047 words when a header is set and may
         write the decoded CR/LF back verbatim: a Subject "=?utf-8?q?=0D=0ABcc:...?="
         would add a header. Values are flattened to one line before sending.
         """
-        if getattr(smtp_session, "smtp_invoicing_mailbox", False):
-            for name in set(message.keys()):
-                values = [str(value) for value in message.get_all(name)]
-                if any(validation.one_line(value) != value for value in values):
-                    del message[name]
-                    for value in values:
-                        message[name] = validation.one_line(value)
-        return super()._prepare_email_message(message, smtp_session)
+        for name in set(message.keys()):
+            values = [str(value) for value in message.get_all(name)]
+            if any(validation.one_line(value) != value for value in values):
+                del message[name]
+                for value in values:
+                    message[name] = validation.one_line(value)
 
-    def send_email(
-        self,
-        message,
-        mail_server_id=None,
-        smtp_server=None,
-        smtp_port=None,
-        smtp_user=None,
-        smtp_password=None,
-        smtp_encryption=None,
-        smtp_ssl_certificate=None,
-        smtp_ssl_private_key=None,
-        smtp_debug=False,
-        smtp_session=None,
-    ):
-        """Own mailboxes: a mail the server did not take fails with a reason an accountant understands.
+    def _smtp_invoicing_send_email(self, send):
+        """Send one mail through this mailbox's server with ``send`` (core's ``send_email``): a mail
+        the server did not take fails with a reason an accountant understands.
 
-        Called by ``mail.mail._send()`` for each mail. Core's message is the raw SMTP
-        exception, and a connection dropped during DATA escapes as
-        ``SMTPServerDisconnected``, which leaves core's placeholder reason on the mail;
-        here both become a ``MailDeliveryException`` with a readable reason, and
-        ``REFUSAL`` tells the queue whether to retry.
+        Called by ``ir.mail_server.send_email()``. Core's message is the raw SMTP exception,
+        and a connection dropped during DATA escapes as ``SMTPServerDisconnected``, which
+        leaves core's placeholder reason on the mail; here both become a
+        ``MailDeliveryException`` with a readable reason, and ``REFUSAL`` tells the queue
+        whether to retry.
         """
-        kwargs = {
-            "mail_server_id": mail_server_id,
-            "smtp_server": smtp_server,
-            "smtp_port": smtp_port,
-            "smtp_user": smtp_user,
-            "smtp_password": smtp_password,
-            "smtp_encryption": smtp_encryption,
-            "smtp_ssl_certificate": smtp_ssl_certificate,
-            "smtp_ssl_private_key": smtp_ssl_private_key,
-            "smtp_debug": smtp_debug,
-            "smtp_session": smtp_session,
-        }
+        self.ensure_one()
         REFUSAL.set(None)
-        if smtp_session is not None:
-            # the queue's sessions tell whether an own mailbox opened them: no query per mail
-            own = bool(mail_server_id and getattr(smtp_session, "smtp_invoicing_mailbox", False))
-            mailbox = self.sudo().browse(mail_server_id if own else ())
-        else:
-            mailbox = self.sudo().browse(mail_server_id).exists() if mail_server_id else self.browse()
-            own = mailbox.smtp_invoicing_mailbox
-        if not own:
-            return super().send_email(message, **kwargs)
         try:
-            return super().send_email(message, **kwargs)
+            return send()
         except MailDeliveryException as error:
             # a refusal is written in the mailbox readers' language (looked up on failure only)
-            mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
+            mailbox = self.with_context(lang=self._smtp_invoicing_reader_lang())
             refusal = mailbox._smtp_invoicing_refusal(error.__context__)
             if refusal is None:
                 raise
             REFUSAL.set(refusal)
             raise MailDeliveryException(refusal.reason) from None
         except _BROKEN_CONNECTION:
-            mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
+            mailbox = self.with_context(lang=self._smtp_invoicing_reader_lang())
             refusal = Refusal(
                 temporary=True,
                 reason=mailbox.env._(
@@ -285,9 +218,7 @@ class IrMailServer(models.Model):
 
     def _smtp_invoicing_not_ready_message(self):
         """Why the own mailboxes of self cannot send now, or False when they all can."""
-        not_ready = self.sudo().filtered(
-            lambda server: server.smtp_invoicing_mailbox and server.verification_state != "verified"
-        )
+        not_ready = self.sudo().filtered(lambda server: server.verification_state != "verified")
         if not not_ready:
             return False
         lines = [
@@ -391,12 +322,16 @@ class IrMailServer(models.Model):
             self.env["mail.mail"]
             .sudo()
             .search(
-                [("mail_server_id", "in", self.ids), ("state", "=", "outgoing"), ("smtp_invoicing_retry_count", "=", 0)]
+                [
+                    ("mail_server_id", "in", self.mail_server_id.ids),
+                    ("state", "=", "outgoing"),
+                    ("smtp_invoicing_retry_count", "=", 0),
+                ]
             )
         )
         waiting.filtered(lambda mail: mail.scheduled_date and mail.scheduled_date > now).write({"scheduled_date": now})
         if waiting or self.env["mail.mail"].sudo().search_count(
-            [("mail_server_id", "in", self.ids), ("state", "=", "outgoing")], limit=1
+            [("mail_server_id", "in", self.mail_server_id.ids), ("state", "=", "outgoing")], limit=1
         ):
             self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
 
@@ -409,7 +344,7 @@ class IrMailServer(models.Model):
             .sudo()
             .search(
                 [
-                    ("mail_server_id", "in", self.ids),
+                    ("mail_server_id", "in", self.mail_server_id.ids),
                     ("state", "=", "exception"),
                 ]
             )
@@ -439,5 +374,5 @@ class IrMailServer(models.Model):
             "view_mode": "form",
             "views": [(False, "form")],
             "target": "new",
-            "context": {"default_mail_server_id": self.id},
+            "context": {"default_mailbox_id": self.id},
         }

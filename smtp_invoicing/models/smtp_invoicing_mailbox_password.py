@@ -18,79 +18,62 @@ def secret_box():
     return keys.secret_box(tools.config.get(crypto.CONFIG_OPTION), tools.config["data_dir"])
 
 
-class IrMailServer(models.Model):
+class SmtpInvoicingMailbox(models.Model):
     """The secret of own mailboxes, encrypted at rest with a key kept outside the database.
 
-    Core servers keep their clear ``smtp_pass`` column exactly as core stores it. An own
-    mailbox's password goes to ``smtp_invoicing_password_enc`` instead, bound to the
-    database's ``database.uuid`` and the row: it survives a database restored or renamed
+    ``smtp_pass`` of a mailbox is its own non-stored field: what is typed is encrypted into
+    ``smtp_invoicing_password_enc`` by its inverse, and the ``smtp_pass`` column of the
+    mailbox's server stays empty. The encryption is bound to the database's
+    ``database.uuid`` and the server's id: it survives a database restored or renamed
     (``createdb -T``, pg_restore), and is lost on purpose in a copy made by Odoo's database
     manager, which gives the copy a new uuid (a copy cannot send from the real mailbox).
     """
 
-    _inherit = "ir.mail_server"
+    _inherit = "smtp_invoicing.mailbox"
 
+    smtp_pass = fields.Char(
+        string="Password",
+        compute="_compute_smtp_pass",
+        inverse="_inverse_smtp_pass",
+        help="Saved encrypted; never shown again. Leave empty to keep the saved one.",
+    )
     smtp_invoicing_password_enc = fields.Char(groups="base.group_system", copy=False)
     smtp_invoicing_password_set = fields.Boolean(
         string="Password Saved", compute="_compute_smtp_invoicing_password_set"
     )
+
+    def _compute_smtp_pass(self):
+        # the plaintext is never read back: the form shows an empty field
+        self.smtp_pass = False
+
+    def _inverse_smtp_pass(self):
+        """A typed password is encrypted; an empty one never erases the saved one (the form
+        sends it blank since the plaintext is never shown)."""
+        for mailbox in self:
+            if mailbox.smtp_pass:
+                mailbox._smtp_invoicing_store_password(mailbox.smtp_pass)
 
     @api.depends("smtp_invoicing_password_enc")
     def _compute_smtp_invoicing_password_set(self):
         for server in self.sudo():
             server.smtp_invoicing_password_set = bool(server.smtp_invoicing_password_enc)
 
-    @api.model_create_multi
-    def create(self, vals_list):
-        """An own mailbox's password never reaches core's clear column."""
-        secrets = [vals.pop("smtp_pass", None) if vals.get("smtp_invoicing_mailbox") else None for vals in vals_list]
-        servers = super().create(vals_list)
-        for server, secret in zip(servers, secrets, strict=True):
-            if secret:
-                server._smtp_invoicing_store_password(secret)
-        return servers
-
-    def write(self, vals):
-        """Own mailboxes: a new password is encrypted, an empty one never erases the saved one
-        (forms send it blank since the plaintext is never shown). A server that becomes, or
-        stops being, an own mailbox has its password moved between the two columns."""
-        becomes = "smtp_invoicing_mailbox" in vals
-        if "smtp_pass" not in vals and not becomes:
-            return super().write(vals)
-        will_be = self.filtered(lambda s: vals.get("smtp_invoicing_mailbox", s.smtp_invoicing_mailbox))
-        converted = will_be.filtered(lambda s: not s.smtp_invoicing_mailbox)
-        released = (self - will_be).filtered("smtp_invoicing_mailbox")
-        if released:
-            released._smtp_invoicing_release_passwords()
-        if converted:
-            converted._smtp_invoicing_adopt_passwords()
-        others = self - will_be
-        result = super(IrMailServer, others).write(vals) if others else True
-        if will_be:
-            mailbox_vals = dict(vals)
-            secret = mailbox_vals.pop("smtp_pass", None)
-            if secret:
-                # the key tells the verification reset in write() that the password changed
-                mailbox_vals["smtp_pass"] = False
-            result &= super(IrMailServer, will_be).write(mailbox_vals)
-            if secret:
-                for server in will_be:
-                    server._smtp_invoicing_store_password(secret)
-        return result
-
     def _smtp_invoicing_secret_context(self):
+        """What a secret is bound to: the database and the server's id (kept from before the
+        mailbox had a model of its own, so that secrets saved then still decrypt)."""
         self.ensure_one()
         uuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid")
-        return f"{uuid}:ir.mail_server:{self.id}"
+        return f"{uuid}:ir.mail_server:{self.mail_server_id.id}"
 
     def _smtp_invoicing_store_password(self, plaintext):
         self.ensure_one()
         token = secret_box().encrypt(plaintext, self._smtp_invoicing_secret_context())
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s, smtp_pass = NULL WHERE id = %s",
-            (token, self.id),
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_password_enc = %s WHERE id = %s", (token, self.id)
         )
-        self.invalidate_recordset(["smtp_pass", "smtp_invoicing_password_enc", "smtp_invoicing_password_set"])
+        self.env.cr.execute("UPDATE ir_mail_server SET smtp_pass = NULL WHERE id = %s", (self.mail_server_id.id,))
+        self.mail_server_id.invalidate_recordset(["smtp_pass"])
+        self.invalidate_recordset(["smtp_invoicing_password_enc", "smtp_invoicing_password_set"])
 
     def _smtp_invoicing_password(self):
         """Return the plaintext password; UserError when it cannot be decrypted."""
@@ -101,7 +84,7 @@ class IrMailServer(models.Model):
         try:
             return secret_box().decrypt(token, self._smtp_invoicing_secret_context())
         except (crypto.SecretError, ValueError) as error:
-            _logger.warning("Password of mail server %s cannot be decrypted: %s", self.id, error)
+            _logger.warning("Password of mailbox %s cannot be decrypted: %s", self.id, error)
             raise MissingSecret(self._smtp_invoicing_secret_message()) from None
 
     def _smtp_invoicing_secret_message(self):
@@ -111,17 +94,19 @@ class IrMailServer(models.Model):
             name=self.name,
         )
 
-    def _smtp_invoicing_adopt_passwords(self):
-        """Encrypt the clear password of core servers that become own mailboxes."""
+    def _smtp_invoicing_adopt_password(self):
+        """Encrypt the clear password of a core server that became this mailbox's."""
+        self.ensure_one()
         self.env.cr.execute(
-            "SELECT id, smtp_pass FROM ir_mail_server WHERE id IN %s AND smtp_pass IS NOT NULL AND smtp_pass != ''",
-            [tuple(self.ids)],
+            "SELECT smtp_pass FROM ir_mail_server WHERE id = %s AND smtp_pass IS NOT NULL AND smtp_pass != ''",
+            [self.mail_server_id.id],
         )
-        for server_id, plaintext in self.env.cr.fetchall():
-            self.browse(server_id)._smtp_invoicing_store_password(plaintext)
+        row = self.env.cr.fetchone()
+        if row:
+            self._smtp_invoicing_store_password(row[0])
 
     def _smtp_invoicing_release_passwords(self):
-        """Give core its clear password back (uninstall, or a mailbox turned into a core server).
+        """Give core its clear password back (uninstall).
 
         A password that cannot be decrypted is left encrypted and logged by id: the
         administrator types it again. Returns the number of passwords restored.
@@ -131,16 +116,19 @@ class IrMailServer(models.Model):
             try:
                 plaintext = server._smtp_invoicing_password()
             except UserError:
-                _logger.warning("Mail server %s: password not restored, it cannot be decrypted", server.id)
+                _logger.warning("Mailbox %s: password not restored, it cannot be decrypted", server.id)
                 continue
             if not plaintext:
                 continue
             self.env.cr.execute(
-                "UPDATE ir_mail_server SET smtp_pass = %s, smtp_invoicing_password_enc = NULL WHERE id = %s",
-                (plaintext, server.id),
+                "UPDATE ir_mail_server SET smtp_pass = %s WHERE id = %s", (plaintext, server.mail_server_id.id)
+            )
+            self.env.cr.execute(
+                "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_password_enc = NULL WHERE id = %s", (server.id,)
             )
             restored += 1
-        self.invalidate_recordset(["smtp_pass", "smtp_invoicing_password_enc", "smtp_invoicing_password_set"])
+        self.invalidate_recordset(["smtp_invoicing_password_enc", "smtp_invoicing_password_set"])
+        self.mail_server_id.invalidate_recordset(["smtp_pass"])
         return restored
 
     @api.model
@@ -152,7 +140,8 @@ class IrMailServer(models.Model):
         A password no key decrypts is left untouched and logged by id.
         """
         self.env.cr.execute(
-            "SELECT id, smtp_invoicing_password_enc FROM ir_mail_server WHERE smtp_invoicing_password_enc IS NOT NULL"
+            "SELECT id, smtp_invoicing_password_enc FROM smtp_invoicing_mailbox"
+            " WHERE smtp_invoicing_password_enc IS NOT NULL"
         )
         box = secret_box()
         rotated = 0
@@ -160,10 +149,11 @@ class IrMailServer(models.Model):
             try:
                 new_token = box.rotate(token)
             except crypto.SecretError:
-                _logger.warning("Mail server %s: password not re-encrypted, no key decrypts it", server_id)
+                _logger.warning("Mailbox %s: password not re-encrypted, no key decrypts it", server_id)
                 continue
             self.env.cr.execute(
-                "UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s WHERE id = %s", (new_token, server_id)
+                "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_password_enc = %s WHERE id = %s",
+                (new_token, server_id),
             )
             rotated += 1
         self.invalidate_model(["smtp_invoicing_password_enc"])
