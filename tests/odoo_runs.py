@@ -15,14 +15,15 @@ INSTALLED_TEMPLATE = f"{RUN_DB}_template"  # the same with smtp_invoicing instal
 PGUSER = os.environ.get("PGUSER", "root")
 
 
-def _odoo_command(command, data_dir):
-    """``odoo-bin COMMAND`` with this checkout on the addons path and the scratch databases' server."""
+def _odoo_command(command, data_dir, addons_root=ROOT):
+    """``odoo-bin COMMAND`` with ``addons_root`` (this checkout) on the addons path and the scratch
+    databases' server."""
     return [
         sys.executable,
         os.path.join(ODOO_SRC, "odoo-bin"),
         *command,
         "--addons-path",
-        f"{ODOO_SRC}/odoo/addons,{ROOT}",
+        f"{ODOO_SRC}/odoo/addons,{addons_root}",
         "--db_host",
         "127.0.0.1",
         "--db_user",
@@ -32,10 +33,10 @@ def _odoo_command(command, data_dir):
     ]
 
 
-def odoo_bin(db, data_dir, *args, stdin=None):
+def odoo_bin(db, data_dir, *args, stdin=None, addons_root=ROOT):
     """Run ``odoo-bin [command] ... -d db`` (the first of ``args`` may be a command) and return its output."""
     command = [
-        *_odoo_command(args[:1], data_dir),
+        *_odoo_command(args[:1], data_dir, addons_root=addons_root),
         "-d",
         db,
         "--without-demo",
@@ -53,9 +54,16 @@ def odoo_bin(db, data_dir, *args, stdin=None):
     return done.stdout
 
 
-def shell(db, data_dir, script):
+def shell(db, data_dir, script, addons_root=ROOT):
     """Run ``script`` in ``odoo-bin shell`` on ``db``, commit, and return what it printed as ``RESULT:{json}``."""
-    output = odoo_bin(db, data_dir, "shell", "--no-http", stdin="import json\n" + script + "\nenv.cr.commit()\n")
+    output = odoo_bin(
+        db,
+        data_dir,
+        "shell",
+        "--no-http",
+        stdin="import json\n" + script + "\nenv.cr.commit()\n",
+        addons_root=addons_root,
+    )
     results = [line for line in output.splitlines() if line.startswith("RESULT:")]
     assert results, output[-3000:]
     return json.loads(results[-1][len("RESULT:") :])

@@ -94,35 +94,35 @@ env["res.users"].with_context(no_reset_password=True).create(
     {{"name": "Billing", "login": "billing@upgrade.test", "email": "billing@upgrade.test"}}
 )
 env["ir.config_parameter"].set_param("smtp_invoicing.dns_nameservers", "127.0.0.1:9")
-mailbox = env["ir.mail_server"].create({{
-    "name": "Billing mailbox", "smtp_invoicing_mailbox": True, "sender_name": "Billing",
+mailbox = env["smtp_invoicing.mailbox"].create({{
+    "name": "Billing mailbox", "sender_name": "Billing",
     "sender_email": "billing@upgrade.test", "smtp_user": "billing@upgrade.test", "smtp_pass": "{MAILBOX_PASSWORD}",
     "smtp_host": "{box.host}", "smtp_port": {box.port}, "smtp_encryption": "starttls", "sequence": 1,
     "smtp_invoicing_ca_cert": {pki.ca_pem!r},
 }})
 mailbox.action_verify()
 env.cr.commit()
-env["ir.mail_server"]._cron_verify_mail_servers()
+env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
 env.cr.commit()
 env.invalidate_all()
 # the README's configuration: both templates on the mailbox, and a line for the company
-env.ref("account.email_template_edi_invoice").mail_server_id = mailbox
-env.ref("smtp_invoicing.email_template_payment_reminder").mail_server_id = mailbox
+env.ref("account.email_template_edi_invoice").mail_server_id = mailbox.mail_server_id
+env.ref("smtp_invoicing.email_template_payment_reminder").mail_server_id = mailbox.mail_server_id
 env["smtp_invoicing.template.mailbox"].create({{
     "template_id": env.ref("account.email_template_edi_invoice").id, "company_id": env.company.id,
-    "mail_server_id": mailbox.id,
+    "mailbox_id": mailbox.id,
 }})
 # a mail waiting in the queue for the mailbox
 customer = env["res.partner"].create({{"name": "Waiting customer", "email": "waiting@client.test"}})
 customer.message_post(body="Waiting for the mailbox", partner_ids=customer.ids, message_type="comment",
-                      subtype_xmlid="mail.mt_comment", mail_server_id=mailbox.id, force_send=False)
+                      subtype_xmlid="mail.mt_comment", mail_server_id=mailbox.mail_server_id.id, force_send=False)
 waiting = env["mail.mail"].search([("res_id", "=", customer.id), ("model", "=", "res.partner")])
 SUBJECT = "after install"
 """
             + SEND.replace(
                 'print("RESULT:" + json.dumps({',
                 'print("RESULT:" + json.dumps({"verified": mailbox.verification_state, "waiting": waiting.ids, '
-                '"waiting_server": waiting.mail_server_id.id == mailbox.id, ',
+                '"waiting_server": waiting.mail_server_id == mailbox.mail_server_id, ',
             ),
         )
         assert installed["clear_column"], "a core server's password is not the module's business"
@@ -138,7 +138,10 @@ SUBJECT = "after install"
             + SEND
             + """
 sent = {"template_server": template.mail_server_id.id, "server": server.id, "clear_column": bool(clear)}
-sent["templates_before"] = env.ref("account.email_template_edi_invoice").mail_server_id.mapped("smtp_invoicing_mailbox")
+sent["core_list_before"] = env.ref("base.action_ir_mail_server_list").domain
+sent["templates_before"] = [
+    bool(env.ref("account.email_template_edi_invoice").mail_server_id.smtp_invoicing_mailbox_ids)
+]
 env.cr.commit()
 env["ir.module.module"].search([("name", "=", "smtp_invoicing")]).button_immediate_uninstall()
 env.invalidate_all()
@@ -149,6 +152,7 @@ print("RESULT:" + json.dumps(sent))
 """,
         )
         assert upgraded.pop("state") == "uninstalled"
+        assert upgraded.pop("core_list_before") == "[('smtp_invoicing_mailbox_ids', '=', False)]"
         assert upgraded.pop("templates_before") == [True]
         assert upgraded.pop("templates_after") == [], "the invoice template sends through Odoo's default routing"
         # one odoo-bin run: a mail through the relay (SEND), then a look at the former mailbox
@@ -166,6 +170,8 @@ partner.message_post(body="A chatter notification", partner_ids=partner.ids, mes
                      subtype_xmlid="mail.mt_comment")
 env["mail.mail"].process_email_queue()
 waiting = env["mail.mail"].browse(WAITING)
+# core's list of servers: back as Odoo made it (it listed core servers only while installed)
+sent["core_list_domain"] = env.ref("base.action_ir_mail_server_list").domain
 print("RESULT:" + json.dumps({**sent, "former": {"active": former.active, "from_filter": former.from_filter,
                                                  "password_back": password == MAILBOX_PASSWORD},
                               "waiting": [waiting.state, waiting.mail_server_id.id, waiting.failure_reason,
@@ -173,6 +179,7 @@ print("RESULT:" + json.dumps({**sent, "former": {"active": former.active, "from_
 """.replace("MAILBOX_PASSWORD", repr(MAILBOX_PASSWORD)).replace("WAITING", repr(waiting)),
         )
     assert uninstalled["clear_column"]
+    assert uninstalled["core_list_domain"] is False
     assert uninstalled["former"] == {"active": False, "from_filter": "billing@upgrade.test", "password_back": True}
     for step in (installed, upgraded, uninstalled):
         assert step["template_server"] == step["server"] == created["server"]

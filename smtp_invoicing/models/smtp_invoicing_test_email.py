@@ -17,7 +17,7 @@ class SmtpInvoicingTestEmail(models.TransientModel):
     _name = "smtp_invoicing.test.email"
     _description = "Test email from an own mailbox"
 
-    mailbox_id = fields.Many2one("smtp_invoicing.mailbox", string="Mailbox", required=True, ondelete="cascade")
+    mailbox_id = fields.Many2one("smtp_invoicing.mailbox", required=True, ondelete="cascade")
     email_to = fields.Char(string="Send To", required=True, help="The mailbox's own address by default.")
 
     @api.model
