@@ -36,7 +36,7 @@ class TestPostfixSubmission(SmtpInvoicingCase):
         """The login's own address: Verified; Send & Print relays the invoice through Postfix to the customer's MX."""
         mailbox = self.verify(self.mailbox())
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
-        self.env.ref("account.email_template_edi_invoice").mail_server_id = mailbox
+        self.env.ref("account.email_template_edi_invoice").mail_server_id = mailbox.mail_server_id
         invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[300.0], post=True)
         self.send_and_print(invoice)
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")

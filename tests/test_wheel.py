@@ -43,17 +43,18 @@ import json, odoo
 user = env["res.users"].create({"name": "Billing", "login": LOGIN, "email": LOGIN,
                                 "groups_id": [(6, 0, [env.ref("base.group_user").id])]})
 env["ir.config_parameter"].set_param("smtp_invoicing.verify_timeout", "5")
-mailbox = env["ir.mail_server"].create({
-    "name": "Wheel mailbox", "smtp_invoicing_mailbox": True, "sender_name": "Wheel Billing",
+mailbox = env["smtp_invoicing.mailbox"].create({
+    "name": "Wheel mailbox", "sender_name": "Wheel Billing",
     "sender_email": LOGIN, "smtp_user": LOGIN, "smtp_pass": PASSWORD, "smtp_host": HOST, "smtp_port": PORT,
     "smtp_encryption": "starttls", "smtp_authentication": "login", "smtp_invoicing_ca_cert": CA,
 })
 env.cr.commit()
 mailbox.action_verify()
 env.cr.commit()
-env["ir.mail_server"]._cron_verify_mail_servers()
+env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
 env.cr.commit()
-env.cr.execute("SELECT verification_state, verification_message FROM ir_mail_server WHERE id = %s", [mailbox.id])
+env.cr.execute("SELECT verification_state, verification_message FROM smtp_invoicing_mailbox WHERE id = %s",
+               [mailbox.id])
 state, message = env.cr.fetchone()
 print("RESULT:" + json.dumps({"state": state, "message": message,
                                "module_path": odoo.modules.module.get_module_path("smtp_invoicing")}))
