@@ -103,7 +103,6 @@ def prepare_company(env):
 def mailbox_values(port, ca_pem, company, **values):
     vals = {
         "name": f"Mailbox {port}",
-        "smtp_invoicing_mailbox": True,
         "sender_name": "ACME Billing",
         "sender_email": LOGIN,
         "smtp_user": LOGIN,

@@ -69,7 +69,7 @@ def main():
         with environment(registry) as env:
             company = prepare_company(env)
             env["ir.config_parameter"].sudo().set_param("smtp_invoicing.verify_timeout", "10")
-            mailbox = env["ir.mail_server"].create(
+            mailbox = env["smtp_invoicing.mailbox"].create(
                 mailbox_values(
                     stack.submission_port,
                     stack.ca_pem,
@@ -83,9 +83,9 @@ def main():
             mailbox.action_verify()
             mailbox_id = mailbox.id
         with environment(registry) as env:
-            env["ir.mail_server"]._cron_verify_mail_servers()
+            env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         with environment(registry) as env:
-            mailbox = env["ir.mail_server"].browse(mailbox_id)
+            mailbox = env["smtp_invoicing.mailbox"].browse(mailbox_id)
             assert mailbox.verification_state == "verified", mailbox.verification_message
             limit = env["ir.config_parameter"].sudo().get_param("smtp_invoicing.bounce_scan_limit") or "5000"
 
@@ -99,11 +99,11 @@ def main():
 
         def run_cron():
             with environment(registry) as env:
-                env["ir.mail_server"]._cron_poll_mailboxes()
+                env["smtp_invoicing.mailbox"]._cron_poll_mailboxes()
 
         def last_uid():
             with environment(registry) as env:
-                return int(env["ir.mail_server"].browse(mailbox_id).smtp_invoicing_imap_last_uid or 0)
+                return int(env["smtp_invoicing.mailbox"].browse(mailbox_id).smtp_invoicing_imap_last_uid or 0)
 
         flags_before = stack.flags(LOGIN)
         with patch.object(imap, "open_session", open_session):

@@ -113,17 +113,17 @@ def setup(registry, fleet, port):
         params.set_param("smtp_invoicing.enabled", "True")
         params.set_param("smtp_invoicing.dns_nameservers", "127.0.0.1:9")  # never asks DNS beyond loopback
         # no company: shared by the three companies of the invoices
-        mailbox = env["ir.mail_server"].create(
+        mailbox = env["smtp_invoicing.mailbox"].create(
             benchkit.mailbox_values(port, fleet.ca_pem, env["res.company"], name="Shared mailbox")
         )
         mailbox.smtp_invoicing_company_id = False
         mailbox.action_verify()
         env.cr.commit()
-        env["ir.mail_server"]._cron_verify_mail_servers()
+        env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         env.cr.commit()  # the results were committed by the cron's own transactions: a new snapshot
         mailbox.invalidate_recordset()
         assert mailbox.verification_state == "verified", mailbox.verification_message
-        env.ref("account.email_template_edi_invoice").mail_server_id = mailbox
+        env.ref("account.email_template_edi_invoice").mail_server_id = mailbox.mail_server_id
         companies = env["res.company"].search([], order="id")
         return {company.id: env["account.move"].search([("company_id", "=", company.id)]).ids for company in companies}
 

@@ -187,7 +187,7 @@ def setup_module(env, fleet_info):
     env["ir.config_parameter"].sudo().set_param("smtp_invoicing.enabled", "True")
     env["ir.config_parameter"].sudo().set_param("smtp_invoicing.dns_nameservers", "127.0.0.1:9")
     companies = env["res.company"].search([], order="id")
-    mailboxes = env["ir.mail_server"].create(
+    mailboxes = env["smtp_invoicing.mailbox"].create(
         [
             benchkit.mailbox_values(port, fleet_info["ca_pem"], company, name=f"Mailbox {company.name}")
             for company, port in zip(companies, fleet_info["mailbox_ports"], strict=True)
@@ -195,13 +195,13 @@ def setup_module(env, fleet_info):
     )
     mailboxes.action_verify()
     env.cr.commit()
-    env["ir.mail_server"]._cron_verify_mail_servers()
+    env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
     env.cr.commit()  # the results were committed by the cron's own transactions: a new snapshot
     mailboxes.invalidate_recordset()
     assert set(mailboxes.mapped("verification_state")) == {"verified"}, mailboxes.mapped("verification_message")
     template = env.ref("account.email_template_edi_invoice")
     template.smtp_invoicing_mailbox_ids = [
-        (0, 0, {"company_id": company.id, "mail_server_id": mailbox.id})
+        (0, 0, {"company_id": company.id, "mailbox_id": mailbox.id})
         for company, mailbox in zip(companies, mailboxes, strict=True)
     ]
 

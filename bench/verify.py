@@ -50,7 +50,7 @@ class CronProfile:
         from odoo.addons.smtp_invoicing.lib import smtp
 
         self._smtp = smtp
-        self._model = registry["ir.mail_server"]
+        self._model = registry["smtp_invoicing.mailbox"]
         self.take_seconds = self.record_seconds = self.check_seconds = 0.0
         self.recorded = 0
 
@@ -110,11 +110,11 @@ def create_case(registry, fleet, company_id, settings, silent, live_ports, silen
             port = ports[index % len(ports)]
             vals_list.append(mailbox_values(port, fleet.ca_pem, company, name=f"Case {settings} setting {index}"))
             silent_flags.append(is_silent)
-        mailboxes = env["ir.mail_server"].create(vals_list)
+        mailboxes = env["smtp_invoicing.mailbox"].create(vals_list)
         silent_ids = [m.id for m, flag in zip(mailboxes, silent_flags, strict=True) if flag]
         live_ids = [m.id for m, flag in zip(mailboxes, silent_flags, strict=True) if not flag]
         sample_ids = silent_ids[:SAMPLE_SILENT] + live_ids[: SAMPLE_SILENT * (settings - silent) // silent]
-        sample = env["ir.mail_server"].browse(sample_ids)
+        sample = env["smtp_invoicing.mailbox"].browse(sample_ids)
         # core's own servers for the baseline, same settings: the module's connect() leaves them to core
         core_ids = (
             env["ir.mail_server"]
@@ -144,14 +144,14 @@ def run_module(registry, fleet, mailbox_ids, workers):
     with environment(registry) as env:
         params = env["ir.config_parameter"].sudo()
         params.set_param("smtp_invoicing.verify_workers", str(workers) if workers else False)
-        env["ir.mail_server"].browse(mailbox_ids).action_verify()
+        env["smtp_invoicing.mailbox"].browse(mailbox_ids).action_verify()
     connections_before = sum(connections for connections, _messages in fleet.stats())
     with Footprint() as footprint, CronProfile(registry) as profile, Measure() as measure:
         with environment(registry) as env:
             env.ref("smtp_invoicing.ir_cron_verify_mail_servers").method_direct_trigger()
     accepted = sum(connections for connections, _messages in fleet.stats()) - connections_before
     with environment(registry) as env:
-        mailboxes = env["ir.mail_server"].browse(mailbox_ids)
+        mailboxes = env["smtp_invoicing.mailbox"].browse(mailbox_ids)
         states = {
             state: mailboxes.mapped("verification_state").count(state) for state in ("verified", "failed", "pending")
         }
@@ -199,7 +199,7 @@ def run_core(registry, core_ids):
 
 def main():
     registry = boot()
-    from odoo.addons.smtp_invoicing.models.ir_mail_server_verification import DEFAULT_WORKERS
+    from odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_verification import DEFAULT_WORKERS
 
     load_before = load_average()
     with Fleet() as fleet:

@@ -55,6 +55,7 @@ REFUSED_CUSTOMERS = {
     "undelivered_invoice": ("Papeterie Roux", "compta@papeterie-roux.example.com", "failed"),
     "waiting_invoice": ("Fromagerie Blanc", "factures@fromagerie-blanc.example.com", "queued"),
 }
+MAILBOX = "smtp_invoicing.mailbox"
 MAILBOXES = "/odoo/action-smtp_invoicing.smtp_invoicing_mailbox_action"
 INVOICES = "/odoo/action-account.action_move_out_invoice_type"
 SETTING = "#smtp_invoicing_enabled_setting"
@@ -266,11 +267,10 @@ def new_mailbox(odoo, name, port):
     """An own mailbox of the administrator on 127.0.0.1:``port``, its verification requested."""
     admin = odoo.call("res.users", "read", [2], ["email"])[0]
     mailbox_id = odoo.call(
-        "ir.mail_server",
+        MAILBOX,
         "create",
         {
             "name": name,
-            "smtp_invoicing_mailbox": True,
             "sender_name": "YourCompany Accounts",
             "sender_email": admin["email"],
             "smtp_user": admin["email"],
@@ -281,17 +281,17 @@ def new_mailbox(odoo, name, port):
             "smtp_authentication": "login",
         },
     )
-    odoo.call("ir.mail_server", "action_verify", [mailbox_id])
+    odoo.call(MAILBOX, "action_verify", [mailbox_id])
     return mailbox_id
 
 
 def mailbox_field(odoo, mailbox_id, field):
-    return lambda: odoo.call("ir.mail_server", "read", [mailbox_id], [field])[0][field]
+    return lambda: odoo.call(MAILBOX, "read", [mailbox_id], [field])[0][field]
 
 
 def failed_mailbox(odoo):
     """A mailbox on a closed port, verified by the server's cron: it shows a Failed status."""
-    found = odoo.call("ir.mail_server", "search", [("name", "=", FAILED_NAME)])
+    found = odoo.call(MAILBOX, "search", [("name", "=", FAILED_NAME)])
     if found:
         return found[0]
     mailbox_id = new_mailbox(odoo, FAILED_NAME, CLOSED_PORT)
@@ -302,10 +302,10 @@ def failed_mailbox(odoo):
 def warning_mailbox(odoo):
     """A mailbox verified through a relay to the sink; with the relay gone, its next re-check cannot
     reach the server: it stays Verified, with a warning and the time of the next attempt."""
-    found = odoo.call("ir.mail_server", "search", [("name", "=", WARNING_NAME)])
+    found = odoo.call(MAILBOX, "search", [("name", "=", WARNING_NAME)])
     if found:
         return found[0]
-    sink = odoo.call("ir.mail_server", "read", [xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices")], ["smtp_port"])
+    sink = odoo.call(MAILBOX, "read", [xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices")], ["smtp_port"])
     relay = Relay(sink[0]["smtp_port"])
     try:
         mailbox_id = new_mailbox(odoo, WARNING_NAME, relay.port)
@@ -313,7 +313,7 @@ def warning_mailbox(odoo):
     finally:
         relay.close()
     # the daily re-check, brought forward: the scheduled action runs it now
-    odoo.call("ir.mail_server", "write", [mailbox_id], {"smtp_invoicing_next_check_at": "2000-01-01 00:00:00"})
+    odoo.call(MAILBOX, "write", [mailbox_id], {"smtp_invoicing_next_check_at": "2000-01-01 00:00:00"})
     odoo.call("ir.cron", "method_direct_trigger", [xmlid(odoo, "smtp_invoicing", "ir_cron_verify_mail_servers")])
     wait_until(mailbox_field(odoo, mailbox_id, "smtp_invoicing_check_warning"), bool, WARNING_NAME)
     return mailbox_id
@@ -325,14 +325,15 @@ def moved_mailbox_template(odoo):
     found = odoo.call("mail.template", "search", [("name", "=", MOVED_TEMPLATE)])
     if found:
         return found[0]
-    sink = odoo.call("ir.mail_server", "read", [xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices")], ["smtp_port"])
+    sink = odoo.call(MAILBOX, "read", [xmlid(odoo, "smtp_invoicing", "demo_mailbox_invoices")], ["smtp_port"])
     mailbox_id = new_mailbox(odoo, MOVED_NAME, sink[0]["smtp_port"])
     wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "verified", MOVED_NAME)
     # Duplicate, then rename and choose the mailbox, as on the template's form (a copy is named "… (copy)")
     template_id = odoo.call("mail.template", "copy", [xmlid(odoo, "account", "email_template_edi_invoice")])[0]
-    odoo.call("mail.template", "write", [template_id], {"name": MOVED_TEMPLATE, "mail_server_id": mailbox_id})
-    odoo.call("ir.mail_server", "write", [mailbox_id], {"smtp_port": CLOSED_PORT})
-    odoo.call("ir.mail_server", "action_verify", [mailbox_id])
+    server_id = odoo.call(MAILBOX, "read", [mailbox_id], ["mail_server_id"])[0]["mail_server_id"][0]
+    odoo.call("mail.template", "write", [template_id], {"name": MOVED_TEMPLATE, "mail_server_id": server_id})
+    odoo.call(MAILBOX, "write", [mailbox_id], {"smtp_port": CLOSED_PORT})
+    odoo.call(MAILBOX, "action_verify", [mailbox_id])
     wait_until(mailbox_field(odoo, mailbox_id, "verification_state"), lambda s: s == "failed", MOVED_NAME)
     return template_id
 
