@@ -1,6 +1,7 @@
 """OAuth mailboxes end to end: the owner signs in through Odoo's controllers and the loopback
 authorization server, invoices leave through XOAUTH2, tokens are refreshed, revoked and renewed."""
 
+import json
 import re
 import urllib.parse
 from datetime import timedelta
@@ -13,7 +14,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.modules.neutralize import neutralize_database
 from odoo.tests import HttpCase
 
-from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, SmtpInvoicingCase
+from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, SmtpInvoicingCase, real_smtp
 from oauth_server import OAuthServer
 from oauth_smtp import XOAuth2ImapServer, XOAuth2SmtpServer
 from smtp_servers import KNOWN_SECRETS, SmtpServer
@@ -58,38 +59,40 @@ class OAuthMixin:
             self.smtp_servers[kind], smtp_invoicing_auth_kind=kind, smtp_pass=False, name=f"{kind} invoices", **values
         )
 
-    def csrf(self, server):
-        page = self.url_open(f"/smtp_invoicing/mailbox/{server.id}/connect")
+    def csrf(self, mailbox):
+        page = self.url_open(f"/smtp_invoicing/mailbox/{mailbox.id}/connect")
         self.assertEqual(page.status_code, 200, page.text[:300])
         return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
 
-    def sign_in(self, server, account=MAILBOX_LOGIN, login=MAILBOX_LOGIN, password=USER_PASSWORD):
+    def sign_in(self, mailbox, account=MAILBOX_LOGIN, login=MAILBOX_LOGIN, password=USER_PASSWORD):
         """The owner's browser: connect page, Sign in, the provider's page, back to Odoo's redirect URL."""
         self.authenticate(login, password)
         start = self.url_open(
-            f"/smtp_invoicing/mailbox/{server.id}/sign_in",
-            data={"csrf_token": self.csrf(server)},
+            f"/smtp_invoicing/mailbox/{mailbox.id}/sign_in",
+            data={"csrf_token": self.csrf(mailbox)},
             allow_redirects=False,
         )
         self.assertEqual(start.status_code, 303, start.text[:300])
-        provider = self.providers[server.smtp_invoicing_auth_kind]
+        provider = self.providers[mailbox.smtp_invoicing_auth_kind]
         authorize = start.headers["Location"]
         self.assertTrue(authorize.startswith(provider.base_url + provider.authorize_path), authorize)
         back = urllib.parse.urlsplit(provider.sign_in(authorize, account))
         expected = (
-            "/microsoft_outlook/confirm" if server.smtp_invoicing_auth_kind == "microsoft" else "/google_gmail/confirm"
+            "/microsoft_outlook/confirm" if mailbox.smtp_invoicing_auth_kind == "microsoft" else "/google_gmail/confirm"
         )
         self.assertEqual(back.path, expected)
         response = self.url_open(f"{back.path}?{back.query}", allow_redirects=False)
         self.env.invalidate_all()
         return response
 
-    def token_columns(self, server):
+    def token_columns(self, mailbox):
+        """The mailbox's encrypted refresh and access tokens, and core's clear password column of its server."""
         self.env.flush_all()
         self.env.cr.execute(
-            "SELECT smtp_invoicing_oauth_refresh_enc, smtp_invoicing_oauth_access_enc, smtp_pass FROM ir_mail_server"
-            " WHERE id = %s",
-            [server.id],
+            "SELECT mailbox.smtp_invoicing_oauth_refresh_enc, mailbox.smtp_invoicing_oauth_access_enc, server.smtp_pass"
+            "  FROM smtp_invoicing_mailbox mailbox JOIN ir_mail_server server ON server.id = mailbox.mail_server_id"
+            " WHERE mailbox.id = %s",
+            [mailbox.id],
         )
         return self.env.cr.fetchone()
 
@@ -97,8 +100,8 @@ class OAuthMixin:
         provider = self.providers[kind]
         return set(provider.refresh_tokens) | set(provider.access_tokens)
 
-    def due_now(self, server):
-        server.smtp_invoicing_next_check_at = fields.Datetime.now() - timedelta(seconds=1)
+    def due_now(self, mailbox):
+        mailbox.smtp_invoicing_next_check_at = fields.Datetime.now() - timedelta(seconds=1)
 
 
 class OAuthCase(OAuthMixin, MailboxCase, HttpCase):
@@ -123,7 +126,9 @@ class TestOAuthMailboxes(OAuthInvoiceCase):
         """Created by an admin it awaits its owner (to-do with link); once signed in, Send & Print leaves from it."""
         mailbox = self.create_oauth_mailbox("microsoft")
         self.assertTrue(mailbox.smtp_invoicing_awaiting_connection)
-        self.assertIn(mailbox, self.env["ir.mail_server"].search([("smtp_invoicing_awaiting_connection", "=", True)]))
+        self.assertIn(
+            mailbox, self.env["smtp_invoicing.mailbox"].search([("smtp_invoicing_awaiting_connection", "=", True)])
+        )
         activity = mailbox.activity_ids.filtered(lambda a: a.user_id == self.mailbox_user)
         self.assertEqual(len(activity), 1)
         self.assertIn(f"/smtp_invoicing/mailbox/{mailbox.id}/connect", activity.note)
@@ -146,7 +151,7 @@ class TestOAuthMailboxes(OAuthInvoiceCase):
         server = self.smtp_servers["microsoft"]
         self.assertEqual(server.auth_attempts, [("XOAUTH2", MAILBOX_LOGIN, None)])
 
-        self.invoice_template.mail_server_id = mailbox
+        self.invoice_template.mail_server_id = mailbox.mail_server_id
         invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[1000.0], post=True)
         self.send_and_print(invoice, force_report_rendering=True)
         self.assertEqual(len(server.messages), 1)
@@ -339,9 +344,9 @@ class TestMovingOffPasswords(OAuthCase):
         self.assertTrue(mailbox.smtp_invoicing_basic_auth_notice)
         self.assertIn("December 2026", mailbox.smtp_invoicing_connection_notice)
         template = self.env.ref("account.email_template_edi_invoice")
-        template.mail_server_id = mailbox
+        template.mail_server_id = mailbox.mail_server_id
         line = self.env["smtp_invoicing.template.mailbox"].create(
-            {"template_id": template.id, "company_id": self.company.id, "mail_server_id": mailbox.id}
+            {"template_id": template.id, "company_id": self.company.id, "mailbox_id": mailbox.id}
         )
         before = mailbox.read(["name", "sender_name", "sender_email", "smtp_user", "smtp_invoicing_company_id"])
         mailbox.action_smtp_invoicing_switch_to_oauth()
@@ -353,8 +358,8 @@ class TestMovingOffPasswords(OAuthCase):
         self.assertTrue(mailbox.smtp_invoicing_awaiting_connection)
         self.assertEqual(self.token_columns(mailbox), (None, None, None))
         self.assertFalse(mailbox.smtp_invoicing_password_enc)
-        self.assertEqual(template.mail_server_id, mailbox)
-        self.assertEqual(line.mail_server_id, mailbox)
+        self.assertEqual(template.mail_server_id, mailbox.mail_server_id)
+        self.assertEqual(line.mailbox_id, mailbox)
         self.assertTrue(mailbox.activity_ids.filtered(lambda a: a.user_id == self.mailbox_user))
 
     def test_basic_auth_refusal_offers_the_switch(self):
@@ -378,27 +383,108 @@ class TestMovingOffPasswords(OAuthCase):
 
 
 class TestCoreServersUnchanged(OAuthCase):
+    """Plain ``ir.mail_server`` records that sign in with core's Outlook or Gmail integration (the
+    ``microsoft_outlook`` and ``google_gmail`` mixins): no mailbox, field or chatter of the product, the
+    mixins' own token handling, and core's redirect controllers for their sign-in."""
+
+    CORE_ACCOUNT = "someone@invoicing.test"
+
+    def setUp(self):
+        super().setUp()
+        accounts = self.providers["microsoft"].accounts
+        accounts.add(self.CORE_ACCOUNT)
+        self.addCleanup(accounts.discard, self.CORE_ACCOUNT)
+
+    def create_core_servers(self):
+        servers = self.env["ir.mail_server"].create(
+            [
+                {
+                    "name": "Core Outlook",
+                    "smtp_host": "smtp.outlook.com",
+                    "smtp_port": 587,
+                    "smtp_user": self.CORE_ACCOUNT,
+                    "smtp_authentication": "outlook",
+                    "smtp_encryption": "starttls",
+                },
+                {
+                    "name": "Core Gmail",
+                    "smtp_host": "smtp.gmail.com",
+                    "smtp_port": 587,
+                    "smtp_user": self.CORE_ACCOUNT,
+                    "smtp_authentication": "gmail",
+                    "smtp_encryption": "starttls",
+                },
+            ]
+        )
+        return servers[0], servers[1]
+
     def test_core_outlook_and_gmail_servers_keep_their_behaviour(self):
         """Core servers keep the authentication choices and the mixins' own token handling."""
         selection = dict(self.env["ir.mail_server"]._fields["smtp_authentication"].selection)
         self.assertTrue({"login", "certificate", "cli", "outlook", "gmail"} <= set(selection))
-        core = self.env["ir.mail_server"].create(
-            {
-                "name": "Core Outlook",
-                "smtp_host": "smtp.outlook.com",
-                "smtp_user": "someone@invoicing.test",
-                "smtp_authentication": "outlook",
-                "smtp_encryption": "starttls",
-            }
+        outlook, gmail = self.create_core_servers()
+        core = outlook | gmail
+        # no mailbox behind them, and no field, to-do or chatter of the product on them
+        self.assertFalse(core.smtp_invoicing_mailbox_ids)
+        self.assertFalse(self.env["smtp_invoicing.mailbox"].search([("mail_server_id", "in", core.ids)]))
+        self.assertEqual(
+            {name for name in core._fields if name.startswith("smtp_invoicing")}, {"smtp_invoicing_mailbox_ids"}
         )
-        self.assertFalse(core.smtp_invoicing_awaiting_connection)
-        self.assertFalse(core.activity_ids)
-        self.assertFalse(core.smtp_invoicing_basic_auth_notice)
+        for name in ("activity_ids", "message_ids", "verification_state", "sender_email"):
+            self.assertNotIn(name, core._fields)
+        self.assertFalse(self.env["mail.activity"].search([("res_model", "=", "ir.mail_server")]))
+        # the mixins' token request: core's single UserError (own mailboxes keep the provider's error code)
         with self.assertRaisesRegex(UserError, "An error occurred when fetching the access token"):
-            core._fetch_outlook_access_token("not-a-refresh-token")
+            outlook._fetch_outlook_access_token("not-a-refresh-token")
         self.assertEqual(self.providers["microsoft"].token_requests[-1], ("refresh_token", 400))
+        # core's sign-in links: an administrator's only, with core's state (model and record)
         with self.assertRaises(AccessError):
-            core.with_user(self.mailbox_user).action_smtp_invoicing_connect()
+            outlook.with_user(self.mailbox_user).open_microsoft_outlook_uri()
+        with self.assertRaises(AccessError):
+            gmail.with_user(self.mailbox_user).open_google_gmail_uri()
+        gmail_url = gmail.open_google_gmail_uri()["url"]
+        self.assertTrue(gmail_url.startswith("https://accounts.google.com/o/oauth2/v2/auth?"), gmail_url)
+        state = json.loads(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(gmail_url).query))["state"])
+        self.assertEqual((state["model"], state["id"]), ("ir.mail_server", gmail.id))
+
+    def test_core_outlook_server_signs_in_and_sends_through_core(self):
+        """Core's Outlook sign-in goes through core's redirect controller (administrators only) and stores
+        core's own token fields; the server then logs in with XOAUTH2 through core's connection."""
+        outlook, gmail = self.create_core_servers()
+        provider = self.providers["microsoft"]
+        authorize = outlook.open_microsoft_outlook_uri()["url"]
+        self.assertTrue(authorize.startswith(provider.base_url + provider.authorize_path), authorize)
+        back = urllib.parse.urlsplit(provider.sign_in(authorize, self.CORE_ACCOUNT))
+        self.assertEqual(back.path, "/microsoft_outlook/confirm")
+        # core's controller refuses a non-administrator, even the owner of an own mailbox
+        self.authenticate(MAILBOX_LOGIN, USER_PASSWORD)
+        with self.assertLogs("odoo.addons.microsoft_outlook.controllers.main", "ERROR"):
+            response = self.url_open(f"{back.path}?{back.query}", allow_redirects=False)
+        self.assertEqual(response.status_code, 403)
+        self.authenticate("admin", "admin")
+        response = self.url_open(f"{back.path}?{back.query}", allow_redirects=False)
+        self.assertEqual(response.status_code, 303, response.text[:300])
+        self.assertTrue(response.headers["Location"].endswith(f"/odoo/ir.mail_server/{outlook.id}"))
+        self.env.invalidate_all()
+        self.assertIn(outlook.microsoft_outlook_refresh_token, provider.refresh_tokens)
+        self.assertIn(outlook.microsoft_outlook_access_token, provider.access_tokens)
+        self.assertEqual(provider.token_requests, [("authorization_code", 200)])
+        self.assertFalse(self.env["smtp_invoicing.mailbox"].search([("mail_server_id", "=", outlook.id)]))
+        # core's Gmail redirect handles core's state too (here a refusal at Google, shown by core)
+        gmail_state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(gmail.open_google_gmail_uri()["url"]).query))[
+            "state"
+        ]
+        query = urllib.parse.urlencode({"state": gmail_state, "error": "access_denied"})
+        response = self.url_open(f"/google_gmail/confirm?{query}", allow_redirects=False)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("An error occur during the authentication process.", response.text)
+
+        smtp_server = self.smtp_servers["microsoft"]
+        outlook.write({"smtp_host": "127.0.0.1", "smtp_port": smtp_server.port})
+        with real_smtp():
+            result = outlook.test_smtp_connection()
+        self.assertEqual(result["params"]["type"], "success")
+        self.assertEqual(smtp_server.auth_attempts, [("XOAUTH2", self.CORE_ACCOUNT, None)])
 
 
 class TestOAuthSmtpWithoutTls(OAuthCase):

@@ -88,8 +88,9 @@ class TestOAuthAccessMatrix(OAuthCase):
         self.sign_in(mailbox)
         tokens = self.issued_tokens("google")
         self.assertTrue(tokens)
-        for server in (mailbox, password_mailbox):
-            values = server.with_user(admin).read(list(server._fields))[0]
+        # the mailboxes, and the core servers behind them
+        for record in (mailbox, password_mailbox, mailbox.mail_server_id, password_mailbox.mail_server_id):
+            values = record.with_user(admin).read(list(record._fields))[0]
             text = repr(values)
             self.assertNotIn(PASSWORD, text)
             for token in tokens:

@@ -36,16 +36,17 @@ _SECRET_ERRORS = (crypto.SecretError, ValueError)
 class SmtpInvoicingMailbox(models.Model):
     """Own mailboxes that sign in with Microsoft 365 or Gmail (OAuth 2.0, XOAUTH2 for SMTP).
 
-    Reused from Odoo's ``microsoft_outlook`` and ``google_gmail`` (this model inherits
-    their mixins through core's ``ir.mail_server``): the app credentials of Settings
-    (``microsoft_outlook_client_id``…, ``google_gmail_client_id``…), Microsoft's
-    ``microsoft_outlook.endpoint`` (``_get_microsoft_endpoint``), their redirect URLs and
-    controllers, and the refresh helpers ``_fetch_outlook_access_token`` and
-    ``_fetch_gmail_access_token``. Overridden, for own mailboxes only:
-    ``_fetch_outlook_token`` and ``_fetch_gmail_token`` (see their docstrings). Not
-    used: the mixins' clear token fields, their ``_generate_*oauth2_string`` and
-    ``_smtp_login`` (core servers only: own mailboxes keep ``smtp_authentication =
-    'login'`` and connect through ``lib/smtp``).
+    Reused from Odoo's ``microsoft_outlook`` and ``google_gmail``: the app credentials of
+    Settings (``microsoft_outlook_client_id``…, ``google_gmail_client_id``…), Microsoft's
+    ``microsoft_outlook.endpoint`` (read by the mixin's ``_get_microsoft_endpoint`` on the
+    mailbox's server), their redirect URLs and controllers (extended in
+    ``controllers/main.py``). The mailbox delegates only fields to ``ir.mail_server``
+    (``_inherits``), not the mixins' methods: its own ``_fetch_outlook_token`` and
+    ``_fetch_gmail_token`` make the mixins' token requests but keep the provider's error
+    code (see their docstrings). Not used: the mixins' clear token fields of the server,
+    their ``_fetch_*_access_token``, ``_generate_*oauth2_string`` and ``_smtp_login``
+    (core servers only: a mailbox's server keeps ``smtp_authentication = 'login'`` and the
+    mailbox connects through ``lib/smtp``).
 
     The mailbox's owner (the licensed user whose address it is) connects it; the
     tokens are encrypted at rest like passwords, and the signed-in account must be the
@@ -499,8 +500,8 @@ class SmtpInvoicingMailbox(models.Model):
         return {"user": self.sudo().smtp_user, "password": None, "access_token": self._smtp_invoicing_access_token()}
 
     def _smtp_invoicing_access_token(self, force_refresh=False):
-        """A valid access token; refreshed with the mixins' helpers when it expires in less
-        than REFRESH_MARGIN (the new tokens are saved encrypted at once)."""
+        """A valid access token; refreshed (``_fetch_outlook_token``, ``_fetch_gmail_token``) when
+        it expires in less than REFRESH_MARGIN (the new tokens are saved encrypted at once)."""
         self.ensure_one()
         server = self.sudo()
         expires = server.smtp_invoicing_oauth_expires or 0
