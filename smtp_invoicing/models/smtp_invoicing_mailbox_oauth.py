@@ -246,7 +246,7 @@ class SmtpInvoicingMailbox(models.Model):
         try:
             return secret_box().decrypt(token, self._smtp_invoicing_token_context(column))
         except _SECRET_ERRORS as error:
-            _logger.warning("OAuth token of mail server %s cannot be decrypted: %s", self.id, error)
+            _logger.warning("OAuth token of mailbox %s cannot be decrypted: %s", self.id, error)
             raise MissingSecret(self._smtp_invoicing_sign_in_message()) from None
 
     def _smtp_invoicing_forget_access_token(self):
@@ -288,7 +288,7 @@ class SmtpInvoicingMailbox(models.Model):
                 try:
                     new_token = box.rotate(token)
                 except _SECRET_ERRORS:
-                    _logger.warning("Mail server %s: OAuth token not re-encrypted, no key decrypts it", server_id)
+                    _logger.warning("Mailbox %s: OAuth token not re-encrypted, no key decrypts it", server_id)
                     continue
                 self.env.cr.execute(
                     SQL("UPDATE smtp_invoicing_mailbox SET %s = %s WHERE id = %s", name, new_token, server_id)
@@ -438,17 +438,17 @@ class SmtpInvoicingMailbox(models.Model):
                 response.get("id_token") or "", keys, server._smtp_invoicing_oauth_config()["client_id"], nonce
             )
         except oauth.OAuthError as error:
-            _logger.info("Mail server %s: sign-in refused (%s %s)", server.id, error.reason, error.error)
+            _logger.info("Mailbox %s: sign-in refused (%s %s)", server.id, error.reason, error.error)
             return server._smtp_invoicing_reason_message(smtp.SmtpCheckError(error.reason, detail=error.error))
         except oauth.IdentityError as error:
-            _logger.warning("Mail server %s: sign-in with an invalid ID token (%s)", server.id, error)
+            _logger.warning("Mailbox %s: sign-in with an invalid ID token (%s)", server.id, error)
             return _("The sign-in could not be confirmed (%(detail)s). Try again.", detail=str(error))
         except UserError as error:
             return error.args[0]
         account = oauth.identity(server.smtp_invoicing_auth_kind, claims)
         expected = email_normalize(server.smtp_user or "") or ""
         if not account or account != expected:
-            _logger.info("Mail server %s: sign-in as another account refused", server.id)
+            _logger.info("Mailbox %s: sign-in as another account refused", server.id)
             server._message_log(
                 body=_(
                     "%(user)s signed in as %(account)s instead of %(expected)s: refused, nothing was saved.",
@@ -521,10 +521,10 @@ class SmtpInvoicingMailbox(models.Model):
                 new_refresh = None  # Google keeps the same refresh token
             access, expires = response["access_token"], int(time.time()) + int(response["expires_in"])
         except oauth.OAuthError as error:
-            _logger.info("Mail server %s: token refresh refused (%s %s)", server.id, error.reason, error.error)
+            _logger.info("Mailbox %s: token refresh refused (%s %s)", server.id, error.reason, error.error)
             raise smtp.SmtpCheckError(error.reason, detail=error.error) from None
         server._smtp_invoicing_store_tokens(new_refresh, access, expires)
-        _logger.info("Mail server %s: access token refreshed", server.id)
+        _logger.info("Mailbox %s: access token refreshed", server.id)
         return access
 
     def _smtp_invoicing_kind_label(self):
