@@ -56,13 +56,13 @@ class TestAutomationSnippet(HttpCase):
 
         def run_cron(_seconds):
             # no cron worker in tests: the scheduled action runs where the snippet waits
-            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
 
         output = io.StringIO()
         with patch("time.sleep", run_cron), contextlib.redirect_stdout(output):
             exec(compile(code, "README.md", "exec"), {})
 
-        mailbox = self.env["ir.mail_server"].search([("name", "=", "Invoices")])
+        mailbox = self.env["smtp_invoicing.mailbox"].search([("name", "=", "Invoices")])
         self.assertEqual(mailbox.verification_state, "verified", output.getvalue())
         self.assertTrue(output.getvalue().startswith("verified"))
-        self.assertEqual(self.env.ref("account.email_template_edi_invoice").mail_server_id, mailbox)
+        self.assertEqual(self.env.ref("account.email_template_edi_invoice").mail_server_id, mailbox.mail_server_id)

@@ -75,7 +75,7 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         )
         self.assertEqual(len(failed), 1, "the notification really failed")
         self.assertFalse(failed.smtp_invoicing_template_id)
-        self.assertNotEqual(failed.mail_server_id, self.mailbox)
+        self.assertNotEqual(failed.mail_server_id, self.mailbox.mail_server_id)
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertTrue(invoice.is_move_sent)
         self.assertFalse(invoice.smtp_invoicing_mail_failure)
@@ -219,13 +219,17 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         with self.assertLogs("odoo.addons.smtp_invoicing.models.mail_mail", "WARNING") as logs:
             message = (
                 invoice.with_user(clerk)
-                .with_context(smtp_invoicing_mail_server_id=self.mailbox.id, mail_notify_force_send=False)
+                .with_context(
+                    smtp_invoicing_mail_server_id=self.mailbox.mail_server_id.id,
+                    smtp_invoicing_mailbox_id=self.mailbox.id,
+                    mail_notify_force_send=False,
+                )
                 .message_post(
                     body="Our bank details have changed, pay to ...",
                     partner_ids=self.partner_a.ids,
                     message_type="comment",
                     subtype_xmlid="mail.mt_comment",
-                    mail_server_id=self.mailbox.id,
+                    mail_server_id=self.mailbox.mail_server_id.id,
                 )
             )
         mails = self.env["mail.mail"].search([("mail_message_id", "=", message.id)])
@@ -243,17 +247,18 @@ class TestDeliveryTruth(SmtpInvoicingCase):
                 "subject": "Chosen by the administrator",
                 "body_html": "<p>x</p>",
                 "email_from": MAILBOX_LOGIN,
-                "mail_server_id": self.mailbox.id,
+                "mail_server_id": self.mailbox.mail_server_id.id,
             }
         )
         self.assertEqual(mail.smtp_invoicing_mailbox_id, self.mailbox)
+        self.assertEqual(mail.mail_server_id, self.mailbox.mail_server_id)
         with real_smtp():
             mail.send()
         self.assertEqual([m.message["Subject"] for m in self.server.messages], ["Chosen by the administrator"])
 
     def test_test_email_goes_through_the_full_path(self):
         """Send a test email: a labelled message from the mailbox reaches its own address; logged on the mailbox."""
-        wizard = self.env["smtp_invoicing.test.email"].with_context(default_mail_server_id=self.mailbox.id).create({})
+        wizard = self.env["smtp_invoicing.test.email"].with_context(default_mailbox_id=self.mailbox.id).create({})
         self.assertEqual(wizard.email_to, MAILBOX_LOGIN)
         with real_smtp():
             result = wizard.action_send()
@@ -268,7 +273,7 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         """Microsoft's SendAsDenied after DATA: the test email fails the mailbox with the Send As explanation."""
         self.server.data_reply = (550, "5.7.60 SMTP; Client does not have permissions to send as this sender")
         wizard = self.env["smtp_invoicing.test.email"].create(
-            {"mail_server_id": self.mailbox.id, "email_to": "someone@client.test"}
+            {"mailbox_id": self.mailbox.id, "email_to": "someone@client.test"}
         )
         with real_smtp(), mute_logger(MAIL_LOGGER):
             result = wizard.action_send()

@@ -46,12 +46,12 @@ class TestMultiCompany(SmtpInvoicingCase):
             )
         )
         self.assertEqual(self.mailbox_2.verification_state, "verified", self.mailbox_2.verification_message)
-        self.invoice_template.mail_server_id = self.mailbox_1
+        self.invoice_template.mail_server_id = self.mailbox_1.mail_server_id
         self.env["smtp_invoicing.template.mailbox"].create(
             {
                 "template_id": self.invoice_template.id,
                 "company_id": self.company_2.id,
-                "mail_server_id": self.mailbox_2.id,
+                "mailbox_id": self.mailbox_2.id,
             }
         )
 
@@ -76,12 +76,12 @@ class TestMultiCompany(SmtpInvoicingCase):
 
     def test_batch_of_mixed_companies_and_templates_in_the_background(self):
         """Batch Send & Print of invoices and credit notes of two companies: every mail through the right mailbox."""
-        self.credit_note_template.mail_server_id = self.mailbox_1
+        self.credit_note_template.mail_server_id = self.mailbox_1.mail_server_id
         self.env["smtp_invoicing.template.mailbox"].create(
             {
                 "template_id": self.credit_note_template.id,
                 "company_id": self.company_2.id,
-                "mail_server_id": self.mailbox_2.id,
+                "mailbox_id": self.mailbox_2.id,
             }
         )
         for company in (self.company, self.company_2):
@@ -105,12 +105,12 @@ class TestMultiCompany(SmtpInvoicingCase):
     def test_many_invoices_over_several_background_batches(self):
         """24 invoices and credit notes of two companies, sent in the background over four batches of
         the scheduled action: each once, through its company's mailbox."""
-        self.credit_note_template.mail_server_id = self.mailbox_1
+        self.credit_note_template.mail_server_id = self.mailbox_1.mail_server_id
         self.env["smtp_invoicing.template.mailbox"].create(
             {
                 "template_id": self.credit_note_template.id,
                 "company_id": self.company_2.id,
-                "mail_server_id": self.mailbox_2.id,
+                "mailbox_id": self.mailbox_2.id,
             }
         )
         for company in (self.company, self.company_2):
@@ -177,7 +177,7 @@ class TestMultiCompany(SmtpInvoicingCase):
                 {
                     "template_id": self.credit_note_template.id,
                     "company_id": self.company_2.id,
-                    "mail_server_id": self.mailbox_1.id,
+                    "mailbox_id": self.mailbox_1.id,
                 }
             )
         self.assertIn("not an own mailbox of Second Company", caught.exception.args[0])
@@ -193,7 +193,7 @@ class TestMultiCompany(SmtpInvoicingCase):
                 {
                     "template_id": self.credit_note_template.id,
                     "company_id": self.company_2.id,
-                    "mail_server_id": draft.id,
+                    "mailbox_id": draft.id,
                 }
             )
         self.assertIn("must be verified", caught.exception.args[0])

@@ -55,8 +55,8 @@ class TestReminders(SmtpInvoicingCase):
         self.assertEqual(
             self.reminder_mailbox.verification_state, "verified", self.reminder_mailbox.verification_message
         )
-        self.invoice_template.mail_server_id = self.invoice_mailbox
-        self.reminder_template.mail_server_id = self.reminder_mailbox
+        self.invoice_template.mail_server_id = self.invoice_mailbox.mail_server_id
+        self.reminder_template.mail_server_id = self.reminder_mailbox.mail_server_id
 
     def overdue_invoice(self, partner=None, days=30, amount=1000.0, post=True):
         return self.create_invoice(

@@ -143,7 +143,7 @@ class TestSendWindows(SendWindowsCase):
             self.server, name="Microsoft invoices", smtp_invoicing_auth_kind="microsoft", smtp_pass=False
         )
         mailbox._smtp_invoicing_set_state("verified", "Verified.")
-        self.invoice_template.mail_server_id = mailbox
+        self.invoice_template.mail_server_id = mailbox.mail_server_id
         mailbox._smtp_invoicing_set_state(
             "failed", "The access of Odoo was withdrawn.", smtp_invoicing_failure_reason="token_revoked"
         )
@@ -166,7 +166,7 @@ class TestSendWindows(SendWindowsCase):
 
     def test_batch_dialog_one_from_line_per_mailbox_with_its_count(self):
         """Batch Send: one From line per mailbox with how many invoices leave from it; none for core's."""
-        self.credit_note_template.mail_server_id = self.second_mailbox
+        self.credit_note_template.mail_server_id = self.second_mailbox.mail_server_id
         invoices = self.invoice() + self.invoice(partner=self.partner_b)
         credit_note = self.invoice(move_type="out_refund")
         dialog = self.batch_dialog(invoices + credit_note)
@@ -187,7 +187,7 @@ class TestSendWindows(SendWindowsCase):
 
     def test_batch_dialog_with_one_blocked_mailbox_names_its_invoices_and_sends_nothing(self):
         """Batch Send, credit notes' mailbox failed: Send disabled, the credit note named; forced, nothing queued."""
-        self.credit_note_template.mail_server_id = self.second_mailbox
+        self.credit_note_template.mail_server_id = self.second_mailbox.mail_server_id
         invoices = self.invoice() + self.invoice(partner=self.partner_b)
         credit_note = self.invoice(move_type="out_refund")
         self.second_mailbox._smtp_invoicing_set_state("failed", REFUSED)
@@ -206,7 +206,7 @@ class TestSendWindows(SendWindowsCase):
 
     def test_reminder_window_says_where_reminders_leave_from(self):
         """Reminder window: "From: ACME Credit Control <address>", Send enabled, and the reminder arrives from it."""
-        self.reminder_template.mail_server_id = self.second_mailbox
+        self.reminder_template.mail_server_id = self.second_mailbox.mail_server_id
         invoice = self.invoice()
         window = self.reminder_window(invoice)
         self.assertEqual(
@@ -228,7 +228,7 @@ class TestSendWindows(SendWindowsCase):
 
     def test_reminder_window_opens_with_send_disabled_for_a_failed_mailbox(self):
         """Reminder window of a failed mailbox: it opens, Send is disabled with the reason; sending is still refused."""
-        self.reminder_template.mail_server_id = self.second_mailbox
+        self.reminder_template.mail_server_id = self.second_mailbox.mail_server_id
         invoice = self.invoice()
         self.second_mailbox._smtp_invoicing_set_state("failed", REFUSED)
         window = self.reminder_window(invoice)
@@ -261,7 +261,7 @@ class TestSendWindows(SendWindowsCase):
 class TestSendWindowsTour(SendWindowsCase, HttpCase):
     def test_blocked_mailbox_in_the_real_dialogs(self):
         """In Chromium, an accountant sees the From line and a disabled Send in the Send and reminder windows."""
-        self.reminder_template.mail_server_id = self.second_mailbox
+        self.reminder_template.mail_server_id = self.second_mailbox.mail_server_id
         invoice = self.invoice()
         self.mailbox._smtp_invoicing_set_state("failed", REFUSED)
         self.second_mailbox._smtp_invoicing_set_state("failed", REFUSED)

@@ -58,6 +58,7 @@ class TestSending(SmtpInvoicingCase):
         self.send_and_print(invoice.with_user(accountant), user=accountant)
         self.assertEqual(len(self.server.messages), 1)
         self.assertEqual(self.server.messages[0].mail_from, MAILBOX_LOGIN)
+        self.assertFalse(self.env["smtp_invoicing.mailbox"].with_user(accountant).has_access("read"))
         self.assertFalse(self.env["ir.mail_server"].with_user(accountant).has_access("read"))
 
     def test_feature_off_behaves_as_without_the_module(self):
@@ -69,12 +70,12 @@ class TestSending(SmtpInvoicingCase):
                 "subject": "x",
                 "body_html": "<p>x</p>",
                 "email_from": "company@invoicing.test",
-                "mail_server_id": self.mailbox.id,
+                "mail_server_id": self.mailbox.mail_server_id.id,
                 "record_company_id": self.company.id,
             }
         )
         ((server_id, _alias, _smtp_from, ids),) = list(mail._split_by_mail_configuration())
-        self.assertNotEqual(server_id, self.mailbox.id)
+        self.assertNotEqual(server_id, self.mailbox.mail_server_id.id)
         self.assertFalse(mail.mail_server_id)
 
     def test_mailbox_never_carries_other_companies_mail(self):
@@ -87,15 +88,15 @@ class TestSending(SmtpInvoicingCase):
                     "subject": "x",
                     "body_html": "<p>x</p>",
                     "email_from": MAILBOX_LOGIN,
-                    "mail_server_id": self.mailbox.id,
+                    "mail_server_id": self.mailbox.mail_server_id.id,
                     "record_company_id": company.id,
                 }
                 for company in (self.company, other_company)
             ]
         )
         routes = {tuple(ids): server_id for server_id, _a, _f, ids in mails._split_by_mail_configuration()}
-        self.assertEqual(routes[(mails[0].id,)], self.mailbox.id)
-        self.assertNotEqual(routes[(mails[1].id,)], self.mailbox.id)
+        self.assertEqual(routes[(mails[0].id,)], self.mailbox.mail_server_id.id)
+        self.assertNotEqual(routes[(mails[1].id,)], self.mailbox.mail_server_id.id)
 
     def test_mailbox_is_never_a_fallback(self):
         """Mails without a chosen server never fall back to an own mailbox, even one matching their sender."""
@@ -112,7 +113,7 @@ class TestSending(SmtpInvoicingCase):
         """A template cannot choose a mailbox that is not verified."""
         draft = self.create_mailbox(name="Draft mailbox")
         with self.assertRaisesRegex(ValidationError, "only use a verified mailbox"):
-            self.invoice_template.mail_server_id = draft
+            self.invoice_template.mail_server_id = draft.mail_server_id
 
     def test_core_server_keeps_its_clear_password_and_sends(self):
         """A core outgoing server is not the module's business: its password stays in core's column, and it sends."""
@@ -137,12 +138,12 @@ class TestSending(SmtpInvoicingCase):
         self.assertEqual(plain.auth_attempts[-1][1:], ("relay", "relay-secret"))
         self.assertEqual(len(plain.messages), 1)
         self.env.flush_all()
-        self.env.cr.execute(
-            "SELECT smtp_pass, smtp_invoicing_password_enc, smtp_invoicing_company_id, verification_state "
-            "FROM ir_mail_server WHERE id = %s",
-            [core.id],
-        )
-        self.assertEqual(self.env.cr.fetchone(), ("relay-secret", None, None, "draft"))
+        self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [core.id])
+        self.assertEqual(self.env.cr.fetchone(), ("relay-secret",))
+        # no mailbox behind it: no encrypted copy, company or verification of the module
+        self.env.cr.execute("SELECT count(*) FROM smtp_invoicing_mailbox WHERE mail_server_id = %s", [core.id])
+        self.assertEqual(self.env.cr.fetchone(), (0,))
+        self.assertFalse(core.smtp_invoicing_mailbox_ids)
 
 
 class TestReplyTo(SmtpInvoicingCase):
