@@ -29,6 +29,7 @@
         "views/res_partner_views.xml",
         "views/ir_mail_server_views.xml",
         "views/smtp_invoicing_mailbox_bounces_views.xml",
+        "views/smtp_invoicing_mailbox_budget_views.xml",
         "views/account_move_bounce_views.xml",
         "views/account_move_send_wizard_views.xml",
         "views/account_move_send_batch_wizard_views.xml",

@@ -5,7 +5,7 @@ import smtplib
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import _, api, fields, models, tools
 
 from .smtp_invoicing_mailbox_delivery import REFUSAL
 
@@ -193,7 +193,66 @@ class MailMail(models.Model):
             )
             if held:
                 held._smtp_invoicing_hold()
-        return super(MailMail, self - held)._split_by_mail_configuration()
+        batches = super(MailMail, self - held)._split_by_mail_configuration()
+        if not own:
+            return batches
+        mailboxes = {mail.mail_server_id.id: mail.smtp_invoicing_mailbox_id for mail in own - held}
+        return self._smtp_invoicing_within_limits(batches, mailboxes)
+
+    def _smtp_invoicing_within_limits(self, batches, mailboxes):
+        """Core's batches (one SMTP session each), the mailboxes' within their provider's limits.
+
+        Before its session connects, a mailbox's batch takes from the shared budget the mails
+        that may leave now and a connection slot (``_smtp_invoicing_take_submission``); the
+        others wait in the queue until the time they may leave. Once core has sent the batch
+        (the generator is resumed for the next one, or closed), the session counts what the
+        server accepted and frees its slot.
+        """
+        for mail_server_id, alias_domain_id, smtp_from, batch_ids in batches:
+            mailbox = mailboxes.get(mail_server_id)
+            if not mailbox:
+                yield mail_server_id, alias_domain_id, smtp_from, batch_ids
+                continue
+            mails = self.browse(batch_ids).sudo()
+            submission, allowed, when, why = mailbox._smtp_invoicing_take_submission(
+                [mail._smtp_invoicing_recipient_count() for mail in mails]
+            )
+            if allowed < len(mails):
+                mails[allowed:]._smtp_invoicing_wait(mailbox, when, why)
+            if not allowed:
+                continue
+            try:
+                yield mail_server_id, alias_domain_id, smtp_from, mails[:allowed].ids
+            finally:
+                sent = mails[:allowed].exists().filtered(lambda mail: mail.state == "sent")
+                gone = allowed - len(mails[:allowed].exists())  # auto-deleted once sent
+                mailbox._smtp_invoicing_end_submission(submission, len(sent) + gone)
+
+    def _smtp_invoicing_recipient_count(self):
+        """Recipients of this mail as the provider counts them (To, Cc and the notified partners)."""
+        self.ensure_one()
+        addresses = self.recipient_ids.mapped("email") + tools.email_split(self.email_to or "")
+        return max(1, len(addresses) + len(tools.email_split(self.email_cc or "")))
+
+    def _smtp_invoicing_wait(self, mailbox, when, why):
+        """These mails wait in the queue until ``when`` (their mailbox's limits or pause), untouched
+        otherwise: no attempt is counted, nothing is failed, the queue is woken up at that time."""
+        when = when or fields.Datetime.now()
+        self.write({"state": "outgoing", "scheduled_date": when})
+        self._smtp_invoicing_notifications_pending()
+        self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(at=when)
+        documents = self.filtered(lambda mail: mail.smtp_invoicing_template_id and mail.model == "account.move")
+        if documents:
+            lang_mailbox = mailbox.with_context(lang=mailbox._smtp_invoicing_reader_lang())
+            failure = lang_mailbox.env._(
+                "Waiting: leaves after %(when)s (%(why)s).",
+                when=lang_mailbox._smtp_invoicing_format_time(when),
+                why=why or "",
+            )
+            for mail in documents:
+                self.env["account.move"].browse(mail.res_id)._smtp_invoicing_set_delivery(
+                    "queued", failure=failure, templates=mail.smtp_invoicing_template_id
+                )
 
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
         """One own mailbox whose connection breaks must not stop the queue for the others.
@@ -254,8 +313,12 @@ class MailMail(models.Model):
             )
         failed = own.filtered(lambda mail: mail.state == "exception")
         held = failed.filtered(lambda mail: mail.smtp_invoicing_mailbox_id.verification_state != "verified")
+        # the provider asked to slow down (this reply, or at connection): the mails wait, uncounted
+        paused = (failed - held) if refusal and refusal.until else failed.browse()
         temporary = failure_type == "mail_smtp" or bool(refusal and refusal.temporary)
-        retry = (failed - held).filtered(lambda mail: temporary and mail.smtp_invoicing_retry_count < MAX_RETRIES)
+        retry = (failed - held - paused).filtered(
+            lambda mail: temporary and mail.smtp_invoicing_retry_count < MAX_RETRIES
+        )
         documents = own.filtered("smtp_invoicing_template_id")
         outcomes = [
             (
@@ -263,7 +326,7 @@ class MailMail(models.Model):
                 mail.res_id,
                 mail.smtp_invoicing_template_id,
                 mail.id,
-                "held" if mail in held else "retry" if mail in retry else mail.state,
+                "held" if mail in held else "paused" if mail in paused else "retry" if mail in retry else mail.state,
                 mail.failure_reason,
                 mail.smtp_invoicing_retry_count,
                 mail.smtp_invoicing_mailbox_id,
@@ -275,10 +338,14 @@ class MailMail(models.Model):
         )
         if held:
             held._smtp_invoicing_hold()
+        for mailbox in paused.smtp_invoicing_mailbox_id:
+            mine = paused.filtered(lambda mail, mailbox=mailbox: mail.smtp_invoicing_mailbox_id == mailbox)
+            mine.write({"failure_reason": False, "failure_type": False})
+            mine._smtp_invoicing_wait(mailbox, refusal.until, refusal.why)
         for mail in retry:
             mail._smtp_invoicing_schedule_retry()
         for model, res_id, template, mail_id, outcome, reason, retries, mailbox in outcomes:
-            if model == "account.move":
+            if model == "account.move" and outcome != "paused":
                 # a reason is shown on the invoice in the mailbox readers' language, not the queue's
                 lang = self.env.lang if outcome == "sent" else mailbox._smtp_invoicing_reader_lang()
                 self.env["account.move"].with_context(lang=lang).browse(res_id)._smtp_invoicing_record_outcome(

@@ -1,5 +1,6 @@
 import contextvars
 import dataclasses
+import datetime
 import logging
 import smtplib
 import ssl
@@ -10,17 +11,23 @@ from odoo.tools import email_normalize, formataddr
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
-from ..lib import smtp, validation
+from ..lib import providers, smtp, validation
 
 _logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    """Why an own mailbox's server did not take one mail: read by ``mail.mail`` right after."""
+    """Why an own mailbox's server did not take one mail: read by ``mail.mail`` right after.
+
+    ``until``: the provider asked to slow down; the mailbox is paused until then and the mail
+    waits for that time, no attempt counted.
+    """
 
     temporary: bool
     reason: str
+    until: datetime.datetime | None = None
+    why: str | None = None
 
 
 # Set by send_email() when an own mailbox's server did not take one mail; read by
@@ -83,6 +90,13 @@ class SmtpInvoicingMailbox(models.Model):
             self._smtp_invoicing_mark_failed(error.args[0], error)
             raise
         except smtp.SmtpCheckError as error:
+            slow_down = providers.classify_reply(error.smtp_code, error.detail) if error.smtp_code else None
+            if slow_down and slow_down.seconds:
+                # too many logins or connections, try later: the mailbox pauses, nothing failed
+                until, message, why = self._smtp_invoicing_pause(slow_down, f"{error.smtp_code} {error.detail}")
+                # read by mail.mail._postprocess_sent_message() when core fails the batch right after
+                REFUSAL.set(Refusal(True, message, until=until, why=why))
+                raise UserError(message) from None
             message = self._smtp_invoicing_reason_message(error)
             if smtp.is_temporary(error.reason):
                 _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
@@ -120,7 +134,7 @@ class SmtpInvoicingMailbox(models.Model):
                 for value in values:
                     message[name] = validation.one_line(value)
 
-    def _smtp_invoicing_send_email(self, send):
+    def _smtp_invoicing_send_email(self, send, smtp_session=None):
         """Send one mail through this mailbox's server with ``send`` (core's ``send_email``): a mail
         the server did not take fails with a reason an accountant understands.
 
@@ -132,6 +146,11 @@ class SmtpInvoicingMailbox(models.Model):
         """
         self.ensure_one()
         REFUSAL.set(None)
+        paused = getattr(smtp_session, "smtp_invoicing_paused", None)
+        if paused:
+            # the provider asked this session to slow down: the rest of the batch is not submitted
+            REFUSAL.set(paused)
+            raise MailDeliveryException(paused.reason)
         try:
             return send()
         except MailDeliveryException as error:
@@ -141,6 +160,8 @@ class SmtpInvoicingMailbox(models.Model):
             if refusal is None:
                 raise
             REFUSAL.set(refusal)
+            if refusal.until and smtp_session is not None:
+                smtp_session.smtp_invoicing_paused = refusal
             raise MailDeliveryException(refusal.reason) from None
         except _BROKEN_CONNECTION:
             mailbox = self.with_context(lang=self._smtp_invoicing_reader_lang())
@@ -178,6 +199,11 @@ class SmtpInvoicingMailbox(models.Model):
             return None
         text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         detail = f"{code} {text}"
+        slow_down = providers.classify_reply(code, text)
+        if slow_down and slow_down.seconds:
+            # "slow down" is a pause of the mailbox, never a failure of the mail (5.4.5 included)
+            until, message, why = self._smtp_invoicing_pause(slow_down, detail)
+            return Refusal(True, message, until=until, why=why)
         if temporary:
             return Refusal(
                 True,

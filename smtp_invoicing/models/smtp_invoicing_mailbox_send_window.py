@@ -90,6 +90,12 @@ class SmtpInvoicingMailbox(models.Model):
             else:
                 message = _("From: %(sender)s", sender=sender)
             alerts[f"smtp_invoicing_from_{server.id}"] = {"level": "info", "message": message}
+            plan = server._smtp_invoicing_leave_plan(len(records))
+            if plan:
+                alerts[f"smtp_invoicing_later_{server.id}"] = {"level": "warning", "message": plan}
+            warning = server._smtp_invoicing_sender_warning()
+            if warning:
+                alerts[f"smtp_invoicing_sender_{server.id}"] = {"level": "warning", "message": warning}
             if not server._smtp_invoicing_not_ready_message():
                 continue
             alerts[f"smtp_invoicing_mailbox_not_ready_{server.id}"] = {

@@ -62,14 +62,14 @@ class SmtpInvoicingMailbox(models.Model):
             _remember_sent_bytes(connection, self.id)
         return connection
 
-    def _smtp_invoicing_send_email(self, send):
+    def _smtp_invoicing_send_email(self, send, smtp_session=None):
         """Queue the Sent copy of a mail the mailbox's server accepted.
 
         Filing the copy is not part of sending: a failure to queue it is logged and the
         mail stays sent.
         """
         SENT.set(None)
-        message_id = super()._smtp_invoicing_send_email(send)
+        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session)
         sent = SENT.get()
         if sent:
             SENT.set(None)
