@@ -377,6 +377,7 @@ def pytest_timeout_set_timer(item, settings):
 SLOW_FILES = {
     "test_database_moves": 62,
     "test_upgrade_uninstall": 56,
+    "test_migration": 30,
     "test_bounces": 52,
     "test_french_tour": 44,
     "test_oauth": 43,
