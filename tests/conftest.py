@@ -120,7 +120,15 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults", "test_mail_stack", "test_bounce_lib", "test_oauth_lib")
+PURE_TEST_FILES = (
+    "test_smtp_lib",
+    "test_smtp_faults",
+    "test_mail_stack",
+    "test_bounce_lib",
+    "test_oauth_lib",
+    "test_providers_lib",
+    "test_provider_servers",
+)
 
 
 def _is_xdist_controller(config):
