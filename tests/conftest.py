@@ -120,7 +120,15 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-PURE_TEST_FILES = ("test_smtp_lib", "test_smtp_faults", "test_mail_stack", "test_bounce_lib", "test_oauth_lib")
+PURE_TEST_FILES = (
+    "test_smtp_lib",
+    "test_smtp_faults",
+    "test_mail_stack",
+    "test_bounce_lib",
+    "test_oauth_lib",
+    "test_providers_lib",
+    "test_provider_servers",
+)
 
 
 def _is_xdist_controller(config):
@@ -377,6 +385,7 @@ def pytest_timeout_set_timer(item, settings):
 SLOW_FILES = {
     "test_database_moves": 62,
     "test_upgrade_uninstall": 56,
+    "test_migration": 30,
     "test_bounces": 52,
     "test_french_tour": 44,
     "test_oauth": 43,

@@ -112,3 +112,22 @@ def odoo_db(*args, data_dir):
     command = [*_odoo_command(["db"], data_dir), *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def previous_release(target):
+    """Unpack the addon as it was at its last 18.0.1.2.0 commit (the parent of the commit that bumped the
+    manifest to 18.0.2.0.0) into ``target``; return the addons folder."""
+    bump = subprocess.run(
+        ["git", "-C", ROOT, "log", "-n1", "--format=%H", "-G", '"version": "18.0.2.0.0"', "--", "smtp_invoicing"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert bump, "the commit that bumped the manifest to 18.0.2.0.0 is in this checkout's history"
+    archive = subprocess.run(
+        ["git", "-C", ROOT, "archive", f"{bump}^", "smtp_invoicing"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+    with open(os.path.join(target, "smtp_invoicing", "__manifest__.py"), encoding="utf-8") as manifest:
+        assert '"version": "18.0.1.2.0"' in manifest.read()
+    return target

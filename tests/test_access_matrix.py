@@ -1,4 +1,5 @@
-"""Who may read or change own-mailbox settings, through the ORM and through JSON-RPC, for every role."""
+"""Who may read or change own-mailbox settings, through the ORM and through JSON-RPC, for every role:
+the mailbox (``smtp_invoicing.mailbox``) and the outgoing server behind it (``ir.mail_server``)."""
 
 import json
 
@@ -48,10 +49,9 @@ class TestAccessMatrix(HttpCase):
                 company_ids=[(6, 0, company.ids)],
             )
         cls.users["public"] = cls.env.ref("base.public_user")
-        cls.mailbox = cls.env["ir.mail_server"].create(
+        cls.mailbox = cls.env["smtp_invoicing.mailbox"].create(
             {
                 "name": "Invoices mailbox",
-                "smtp_invoicing_mailbox": True,
                 "sender_name": "ACME Billing",
                 "sender_email": MAILBOX_LOGIN,
                 "smtp_user": MAILBOX_LOGIN,
@@ -66,26 +66,26 @@ class TestAccessMatrix(HttpCase):
         cls.mailbox.write({"smtp_pass": PASSWORD + "-changed"})  # a change the chatter must not reveal
 
     def calls(self):
-        """(label, model, method, args, kwargs) of every way to read or change a mailbox."""
-        mailbox_id = self.mailbox.id
+        """(label, model, method, args, kwargs) of every way to read or change a mailbox or its server."""
+        mailbox_id, server_id = self.mailbox.id, self.mailbox.mail_server_id.id
         return [
             (
                 "search_read",
-                "ir.mail_server",
+                "smtp_invoicing.mailbox",
                 "search_read",
                 [[]],
                 {"fields": ["name", "smtp_user", "smtp_pass", "smtp_invoicing_password_enc"]},
             ),
             (
                 "read",
-                "ir.mail_server",
+                "smtp_invoicing.mailbox",
                 "read",
                 [[mailbox_id], ["smtp_pass", "smtp_user", "smtp_invoicing_ca_cert"]],
                 {},
             ),
             (
                 "web_read",
-                "ir.mail_server",
+                "smtp_invoicing.mailbox",
                 "web_read",
                 [[mailbox_id]],
                 {
@@ -96,11 +96,23 @@ class TestAccessMatrix(HttpCase):
                     }
                 },
             ),
-            ("read_group", "ir.mail_server", "read_group", [[], ["verification_state"], ["verification_state"]], {}),
-            ("export_data", "ir.mail_server", "export_data", [[mailbox_id], ["smtp_pass", "smtp_user", "name"]], {}),
+            (
+                "read_group",
+                "smtp_invoicing.mailbox",
+                "read_group",
+                [[], ["verification_state"], ["verification_state"]],
+                {},
+            ),
+            (
+                "export_data",
+                "smtp_invoicing.mailbox",
+                "export_data",
+                [[mailbox_id], ["smtp_pass", "smtp_user", "name"]],
+                {},
+            ),
             (
                 "onchange",
-                "ir.mail_server",
+                "smtp_invoicing.mailbox",
                 "onchange",
                 [
                     [mailbox_id],
@@ -110,12 +122,66 @@ class TestAccessMatrix(HttpCase):
                 ],
                 {},
             ),
-            ("messages", "mail.message", "search_read", [[("model", "=", "ir.mail_server")]], {"fields": ["body"]}),
+            (
+                "messages",
+                "mail.message",
+                "search_read",
+                [[("model", "in", ("smtp_invoicing.mailbox", "ir.mail_server"))]],
+                {"fields": ["body"]},
+            ),
             ("tracking", "mail.tracking.value", "search_read", [[]], {"fields": ["old_value_char", "new_value_char"]}),
-            ("oracle_right", "ir.mail_server", "search_count", [[("smtp_pass", "=", PASSWORD + "-changed")]], {}),
-            ("oracle_wrong", "ir.mail_server", "search_count", [[("smtp_pass", "=", "not-the-password")]], {}),
-            ("write", "ir.mail_server", "write", [[mailbox_id], {"smtp_host": "evil.example"}], {}),
-            ("create", "ir.mail_server", "create", [{"name": "Rogue", "smtp_host": "evil.example"}], {}),
+            (
+                "oracle_right",
+                "smtp_invoicing.mailbox",
+                "search_count",
+                [[("smtp_pass", "=", PASSWORD + "-changed")]],
+                {},
+            ),
+            ("oracle_wrong", "smtp_invoicing.mailbox", "search_count", [[("smtp_pass", "=", "not-the-password")]], {}),
+            ("write", "smtp_invoicing.mailbox", "write", [[mailbox_id], {"smtp_host": "evil.example"}], {}),
+            (
+                "create",
+                "smtp_invoicing.mailbox",
+                "create",
+                [
+                    {
+                        "name": "Rogue",
+                        "sender_email": MAILBOX_LOGIN,
+                        "smtp_user": MAILBOX_LOGIN,
+                        "smtp_host": "evil.example",
+                        "smtp_port": 587,
+                        "smtp_encryption": "starttls",
+                        "smtp_authentication": "login",
+                    }
+                ],
+                {},
+            ),
+            # the server behind the mailbox, through core's model
+            (
+                "server_search_read",
+                "ir.mail_server",
+                "search_read",
+                [[]],
+                {"fields": ["name", "smtp_user", "smtp_pass"]},
+            ),
+            ("server_read", "ir.mail_server", "read", [[server_id], ["smtp_pass", "smtp_user", "name"]], {}),
+            ("server_export_data", "ir.mail_server", "export_data", [[server_id], ["smtp_pass", "name"]], {}),
+            (
+                "server_oracle_right",
+                "ir.mail_server",
+                "search_count",
+                [[("id", "=", server_id), ("smtp_pass", "=", PASSWORD + "-changed")]],
+                {},
+            ),
+            (
+                "server_oracle_wrong",
+                "ir.mail_server",
+                "search_count",
+                [[("id", "=", server_id), ("smtp_pass", "=", "not-the-password")]],
+                {},
+            ),
+            ("server_write", "ir.mail_server", "write", [[server_id], {"smtp_host": "evil.example"}], {}),
+            ("server_create", "ir.mail_server", "create", [{"name": "Rogue", "smtp_host": "evil.example"}], {}),
             ("settings", "res.config.settings", "create", [{"smtp_invoicing_enabled": False}], {}),
             (
                 "parameters",
@@ -130,7 +196,7 @@ class TestAccessMatrix(HttpCase):
         for secret in (PASSWORD, PASSWORD + "-changed"):
             self.assertNotIn(secret, text, label)
 
-    @mute_logger("odoo.osv.expression")  # "Non-stored field ir.mail_server.smtp_pass cannot be searched"
+    @mute_logger("odoo.osv.expression")  # "Non-stored field smtp_invoicing.mailbox.smtp_pass cannot be searched"
     def test_orm_access_matrix(self):
         """ORM: only a Settings administrator of the mailbox's company reads or changes it; nobody gets the password."""
         failures, self.oracle = [], {}
@@ -144,7 +210,7 @@ class TestAccessMatrix(HttpCase):
                     outcome, text = "denied", str(error)
                 except UserError as error:
                     # core refuses export_data to users without the export group this way
-                    outcome = "denied" if label == "export_data" and EXPORT_REFUSAL in str(error) else "error"
+                    outcome = "denied" if label.endswith("export_data") and EXPORT_REFUSAL in str(error) else "error"
                     text = f"{type(error).__name__}: {error}"
                 except Exception as error:
                     outcome, text = "error", f"{type(error).__name__}: {error}"
@@ -158,11 +224,14 @@ class TestAccessMatrix(HttpCase):
         self.assertFalse(failures, "\n".join(failures))
 
     def check_outcome(self, role, label, outcome, text):
-        if label.startswith("oracle"):
+        if "oracle" in label:
             # searching on the password must not tell a right guess from a wrong one
-            self.oracle.setdefault(role, set()).add((outcome, text))
-            if label == "oracle_wrong":
-                self.assertEqual(len(self.oracle[role]), 1, f"{role}: the password can be searched for")
+            model = label.removesuffix("_right").removesuffix("_wrong")
+            self.oracle.setdefault((role, model), set()).add((outcome, text))
+            if label.endswith("_wrong"):
+                self.assertEqual(
+                    len(self.oracle[role, model]), 1, f"{role}: the password can be searched for ({label})"
+                )
             return
         if role in DENIED or role == "public":
             if label in ("messages", "tracking"):
@@ -170,9 +239,18 @@ class TestAccessMatrix(HttpCase):
                 return
             self.assertEqual(outcome, "denied", f"{role} may {label}: {text[:300]}")
         elif role == "other_company_admin":
-            if label in ("read", "web_read", "export_data", "onchange", "write"):
+            if label in (
+                "read",
+                "web_read",
+                "export_data",
+                "onchange",
+                "write",
+                "server_read",
+                "server_export_data",
+                "server_write",
+            ):
                 self.assertEqual(outcome, "denied", f"{role} may {label} another company's mailbox: {text[:300]}")
-            if label == "search_read":
+            if label in ("search_read", "server_search_read", "read_group", "messages", "tracking"):
                 self.assertNotIn("Invoices mailbox", text)
         elif role == "admin" and label not in ("tracking", "messages"):
             self.assertEqual(outcome, "ok", f"admin cannot {label}: {text[:300]}")
@@ -210,7 +288,7 @@ class TestAccessMatrix(HttpCase):
                     error = payload["error"].get("data", {})
                     denied = (
                         error.get("name") == "odoo.exceptions.AccessError"
-                        or (label == "export_data" and EXPORT_REFUSAL in error.get("message", ""))
+                        or (label.endswith("export_data") and EXPORT_REFUSAL in error.get("message", ""))
                         or (role == "public" and error.get("name") == "odoo.http.SessionExpiredException")
                     )
                     outcome, detail = "denied" if denied else "error", json.dumps(payload["error"])

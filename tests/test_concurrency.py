@@ -35,11 +35,10 @@ class _Committed:
                     "groups_id": [(6, 0, env.ref("base.group_user").ids)],
                 }
             )
-            mailboxes = env["ir.mail_server"].create(
+            mailboxes = env["smtp_invoicing.mailbox"].create(
                 [
                     {
                         "name": f"Concurrent {index}",
-                        "smtp_invoicing_mailbox": True,
                         "sender_name": "ACME",
                         "sender_email": LOGIN,
                         "smtp_user": LOGIN,
@@ -56,10 +55,13 @@ class _Committed:
             )
             mailboxes.action_verify()
             self.user_id, self.mailbox_ids = user.id, mailboxes.ids
+            self.server_ids = mailboxes.mail_server_id.ids
 
     def states(self):
         with self.registry.cursor() as cr:
-            cr.execute("SELECT id, verification_state FROM ir_mail_server WHERE id IN %s", [tuple(self.mailbox_ids)])
+            cr.execute(
+                "SELECT id, verification_state FROM smtp_invoicing_mailbox WHERE id IN %s", [tuple(self.mailbox_ids)]
+            )
             return dict(cr.fetchall())
 
     def run_cron(self, errors, ready=None):
@@ -69,14 +71,16 @@ class _Committed:
                     cr.execute("SELECT pg_backend_pid()")
                     ready.append(cr.fetchone()[0])
                 env = api.Environment(cr, SUPERUSER_ID, {})
-                env["ir.mail_server"]._cron_verify_mail_servers()
+                env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         except Exception as error:
             errors.append(error)
 
     def cleanup(self):
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            env["ir.mail_server"].browse(self.mailbox_ids).unlink()
+            env["smtp_invoicing.mailbox"].browse(self.mailbox_ids).unlink()
+            # a mailbox goes with its server
+            assert not env["ir.mail_server"].browse(self.server_ids).exists()
             env["res.users"].browse(self.user_id).unlink()
 
 
@@ -154,7 +158,8 @@ def _committed_invoice(registry, mailbox_id):
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         env["ir.config_parameter"].set_param("smtp_invoicing.enabled", "True")
-        env.ref("account.email_template_edi_invoice").mail_server_id = mailbox_id
+        mailbox = env["smtp_invoicing.mailbox"].browse(mailbox_id)
+        env.ref("account.email_template_edi_invoice").mail_server_id = mailbox.mail_server_id
         partner = env["res.partner"].create({"name": "Concurrent customer", "email": "customer@client.test"})
         move = env["account.move"].create(
             {
@@ -199,7 +204,7 @@ def test_send_and_print_never_waits_for_a_verification_on_the_network():
             with data.registry.cursor() as cr:
                 # verified before, due for its daily re-check now
                 cr.execute(
-                    "UPDATE ir_mail_server SET verification_state = 'verified', smtp_invoicing_next_check_at = "
+                    "UPDATE smtp_invoicing_mailbox SET verification_state = 'verified', smtp_invoicing_next_check_at = "
                     "now() at time zone 'UTC' - interval '1 minute' WHERE id = %s",
                     [data.mailbox_ids[0]],
                 )

@@ -11,14 +11,14 @@ class TestDatabaseCopies(MailboxCase):
         """Neutralizing archives own mailboxes, forgets their passwords and switches the feature off."""
         mailbox = self.verify(self.create_mailbox())
         template = self.env.ref("account.email_template_edi_invoice")
-        template.mail_server_id = mailbox
+        template.mail_server_id = mailbox.mail_server_id
         mail = self.env["mail.mail"].create(
             {
                 "email_to": "customer@client.test",
                 "subject": "Queued before the copy",
                 "body_html": "<p>x</p>",
                 "email_from": MAILBOX_LOGIN,
-                "mail_server_id": mailbox.id,
+                "mail_server_id": mailbox.mail_server_id.id,
                 "record_company_id": self.company.id,
             }
         )
@@ -40,6 +40,6 @@ class TestDatabaseCopies(MailboxCase):
         self.assertEqual(mailbox.verification_state, "draft")
         with real_smtp():
             mail.send()
-        self.assertNotEqual(mail.mail_server_id, mailbox)
+        self.assertNotEqual(mail.mail_server_id, mailbox.mail_server_id)
         self.assertEqual(self.server.messages, [])
         self.assertEqual(len(self.server.auth_attempts), 1)  # the verification before the copy only

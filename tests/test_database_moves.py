@@ -2,7 +2,8 @@
 
 The mailbox's password is bound to ``database.uuid``: a restore under another name keeps it,
 Odoo's own *Duplicate* (a new uuid) cannot use it. Migration 18.0.1.2.0 gives core servers
-back the clear password that 18.0.1.1.0 had encrypted.
+back the clear password that 18.0.1.1.0 had encrypted, and the upgrade goes on to this version's
+own model of mailboxes with the passwords it re-bound.
 """
 
 import shutil
@@ -12,7 +13,17 @@ import tempfile
 import pytest
 
 from conftest import DB_NAME
-from odoo_runs import INSTALLED_TEMPLATE, PGUSER, dropdb, from_template, odoo_bin, odoo_db, shell
+from odoo_runs import (
+    BASE_TEMPLATE,
+    INSTALLED_TEMPLATE,
+    PGUSER,
+    dropdb,
+    from_template,
+    odoo_bin,
+    odoo_db,
+    previous_release,
+    shell,
+)
 from smtp_servers import Pki, SmtpServer
 
 LOGIN, PASSWORD = "billing@moves.test", "moves-mailbox-secret"
@@ -22,8 +33,8 @@ MIGRATED = f"{DB_NAME}_moves_migrated"
 CREATE = """
 env["ir.config_parameter"].set_param("smtp_invoicing.enabled", "True")
 env["res.users"].with_context(no_reset_password=True).create({"name": "Billing", "login": LOGIN, "email": LOGIN})
-box = env["ir.mail_server"].create({
-    "name": "Billing mailbox", "smtp_invoicing_mailbox": True, "sender_name": "Billing", "sender_email": LOGIN,
+box = env["smtp_invoicing.mailbox"].create({
+    "name": "Billing mailbox", "sender_name": "Billing", "sender_email": LOGIN,
     "smtp_user": LOGIN, "smtp_pass": PASSWORD, "smtp_host": HOST, "smtp_port": PORT, "smtp_encryption": "starttls",
     "smtp_invoicing_ca_cert": CA,
 })
@@ -31,10 +42,10 @@ print("RESULT:" + json.dumps({"id": box.id}))
 """
 
 VERIFY = """
-box = env["ir.mail_server"].search([("name", "=", "Billing mailbox")])
+box = env["smtp_invoicing.mailbox"].search([("name", "=", "Billing mailbox")])
 box.action_verify()
 env.cr.commit()
-env["ir.mail_server"]._cron_verify_mail_servers()
+env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
 env.cr.commit()
 env.invalidate_all()
 print("RESULT:" + json.dumps({"state": box.verification_state, "message": box.verification_message}))
@@ -86,6 +97,7 @@ def test_odoo_duplicate_cannot_send_from_the_real_mailbox(moved):
     assert len(moved["server"].auth_attempts) == attempts
 
 
+# run by the previous release (18.0.1.2.0, mailboxes inside ir.mail_server), faking what 18.0.1.1.0 stored
 LEGACY = """
 from odoo.addons.smtp_invoicing.lib import crypto, keys
 from odoo.tools import config
@@ -111,31 +123,42 @@ print("RESULT:" + json.dumps({"core": core.id, "mailbox": mailbox.id}))
 """
 
 AFTER_MIGRATION = """
+env.cr.execute("SELECT id, smtp_pass, from_filter FROM ir_mail_server WHERE id IN %s", [(IDS["core"], IDS["mailbox"])])
+rows = {row[0]: list(row[1:]) for row in env.cr.fetchall()}
 env.cr.execute(
-    "SELECT id, smtp_pass, smtp_invoicing_password_enc IS NOT NULL, smtp_invoicing_company_id IS NOT NULL, from_filter "
-    "FROM ir_mail_server WHERE id IN %s ORDER BY id", [(IDS["core"], IDS["mailbox"])]
+    "SELECT mail_server_id, smtp_invoicing_password_enc IS NOT NULL, smtp_invoicing_company_id IS NOT NULL "
+    "FROM smtp_invoicing_mailbox WHERE mail_server_id IN %s", [(IDS["core"], IDS["mailbox"])]
 )
-rows = {row[0]: row[1:] for row in env.cr.fetchall()}
-mailbox = env["ir.mail_server"].browse(IDS["mailbox"])
+mailbox_rows = {row[0]: list(row[1:]) for row in env.cr.fetchall()}
+mailbox = env["smtp_invoicing.mailbox"].search([("mail_server_id", "=", IDS["mailbox"])])
 print("RESULT:" + json.dumps({
-    "core": rows[IDS["core"]], "mailbox": rows[IDS["mailbox"]], "mailbox_password": mailbox._smtp_invoicing_password(),
+    "core": rows[IDS["core"]], "core_mailbox": mailbox_rows.get(IDS["core"]),
+    "mailbox": rows[IDS["mailbox"]] + mailbox_rows[IDS["mailbox"]],
+    "mailbox_password": mailbox._smtp_invoicing_password(),
 }))
 """
 
 
+@pytest.mark.timeout(600)  # an install of the previous release and three odoo-bin runs
 def test_migration_gives_core_servers_their_password_back():
-    """Upgrading from 18.0.1.1.0: core servers get their clear password back and no company; mailboxes' passwords
-    are re-bound to database.uuid and their from_filter is their sender."""
+    """Upgrading from 18.0.1.1.0: core servers get their clear password back and no mailbox (no company, no
+    encrypted copy); mailboxes' passwords are re-bound to database.uuid and their from_filter is their sender."""
     data_dir = tempfile.mkdtemp(prefix="smtp_invoicing_migration_")
+    previous = tempfile.mkdtemp(prefix="smtp_invoicing_previous_")
     dropdb(MIGRATED)
     try:
-        from_template(INSTALLED_TEMPLATE, MIGRATED, data_dir)
-        ids = shell(MIGRATED, data_dir, f"LOGIN, PASSWORD = {LOGIN!r}, {PASSWORD!r}\n" + LEGACY)
+        previous_release(previous)
+        from_template(BASE_TEMPLATE, MIGRATED, data_dir)
+        odoo_bin(MIGRATED, data_dir, "--stop-after-init", "-i", "smtp_invoicing", addons_root=previous)
+        ids = shell(MIGRATED, data_dir, f"LOGIN, PASSWORD = {LOGIN!r}, {PASSWORD!r}\n" + LEGACY, addons_root=previous)
         odoo_bin(MIGRATED, data_dir, "--stop-after-init", "-u", "smtp_invoicing")
         after = shell(MIGRATED, data_dir, f"IDS = {ids!r}\n" + AFTER_MIGRATION)
     finally:
         dropdb(MIGRATED)
         shutil.rmtree(data_dir, ignore_errors=True)
-    assert after["core"] == ["core-legacy-secret", False, False, None]
-    assert after["mailbox"] == [None, True, True, LOGIN]
+        shutil.rmtree(previous, ignore_errors=True)
+    assert after["core"] == ["core-legacy-secret", None]
+    assert after["core_mailbox"] is None
+    # the server behind the mailbox keeps no clear password; the mailbox has it encrypted, and its company
+    assert after["mailbox"] == [None, LOGIN, True, True]
     assert after["mailbox_password"] == PASSWORD

@@ -39,7 +39,9 @@ class TestFaults(MailboxCase):
             self.assertEqual(server.connections, 1, options)
             self.assertLessEqual(server.commands.count("AUTH"), 1, options)
             self.assertEqual(server.messages, [])
-        self.assertNotIn(PASSWORD, " ".join(self.env["ir.mail_server"].search([]).mapped("verification_message")))
+        self.assertNotIn(
+            PASSWORD, " ".join(self.env["smtp_invoicing.mailbox"].search([]).mapped("verification_message"))
+        )
 
     def test_failed_mailbox_is_not_retried_in_a_loop(self):
         """A Failed mailbox is not verified again by later runs, even days later: one AUTH attempt in all."""
@@ -50,7 +52,7 @@ class TestFaults(MailboxCase):
         triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
         for days in (0, 1, 3):
             with freeze_time(fields.Datetime.now() + timedelta(days=days)):
-                self.env["ir.mail_server"]._cron_verify_mail_servers()
+                self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         self.assertEqual(len(server.auth_attempts), 1)
         self.assertEqual(server.connections, 1)
         self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers)
@@ -64,7 +66,7 @@ class TestFaults(MailboxCase):
             unknown = self.create_mailbox(smtp_host="smtp.nonexistent.invalid")
             good = self.create_mailbox()
             (dripping | refused | unknown | good).action_verify()
-            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         self.assertFailed(dripping, "did not answer in time")
         self.assertFailed(refused, "refused the connection")
         self.assertFailed(unknown, "does not exist")
@@ -77,7 +79,7 @@ class TestFaults(MailboxCase):
                 "subject": subject,
                 "body_html": "<p>Invoice</p>",
                 "email_from": MAILBOX_LOGIN,
-                "mail_server_id": mailbox.id,
+                "mail_server_id": mailbox.mail_server_id.id,
                 "record_company_id": self.company.id,
                 "auto_delete": False,
             }

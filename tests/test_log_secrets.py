@@ -38,7 +38,7 @@ class TestLogSecrets(MailboxCase):
                     "subject": "Debugged",
                     "body_html": "<p>x</p>",
                     "email_from": MAILBOX_LOGIN,
-                    "mail_server_id": mailbox.id,
+                    "mail_server_id": mailbox.mail_server_id.id,
                     "record_company_id": self.company.id,
                 }
             )

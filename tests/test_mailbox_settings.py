@@ -8,6 +8,8 @@ from odoo.tests import Form
 from odoo.tools import mute_logger
 
 from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.addons.smtp_invoicing.lib import crypto
+from odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_password import secret_box
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 
@@ -17,7 +19,7 @@ class TestMailboxSettings(MailboxCase):
         """Choosing the Gmail preset fills smtp.gmail.com, 587 and STARTTLS."""
         action = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_action")
         form = Form(
-            self.env["ir.mail_server"].with_context(action.context and eval(action.context)),
+            self.env["smtp_invoicing.mailbox"].with_context(action.context and eval(action.context)),
             view="smtp_invoicing.smtp_invoicing_mailbox_view_form",
         )
         form.smtp_invoicing_preset = "gmail"
@@ -32,7 +34,8 @@ class TestMailboxSettings(MailboxCase):
         form.smtp_user = MAILBOX_LOGIN
         form.smtp_pass = PASSWORD
         mailbox = form.save()
-        self.assertTrue(mailbox.smtp_invoicing_mailbox)
+        self.assertEqual(mailbox._name, "smtp_invoicing.mailbox")
+        self.assertEqual((mailbox.mail_server_id.smtp_host, mailbox.mail_server_id.smtp_port), ("ssl0.ovh.net", 465))
         self.assertEqual(mailbox.verification_state, "draft")
         self.assertTrue(mailbox.smtp_invoicing_password_set)
 
@@ -85,7 +88,10 @@ class TestMailboxSettings(MailboxCase):
         mailbox = self.create_mailbox()
         self.env.flush_all()
         self.env.cr.execute(
-            "SELECT smtp_pass, smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [mailbox.id]
+            "SELECT server.smtp_pass, mailbox.smtp_invoicing_password_enc"
+            " FROM smtp_invoicing_mailbox mailbox JOIN ir_mail_server server ON server.id = mailbox.mail_server_id"
+            " WHERE mailbox.id = %s",
+            [mailbox.id],
         )
         clear_column, token = self.env.cr.fetchone()
         self.assertFalse(clear_column)
@@ -94,6 +100,7 @@ class TestMailboxSettings(MailboxCase):
         mailbox.invalidate_recordset()
         self.assertFalse(mailbox.read(["smtp_pass"])[0]["smtp_pass"])
         self.assertFalse(mailbox.smtp_pass)
+        self.assertFalse(mailbox.mail_server_id.smtp_pass)
         exported = mailbox.export_data(["smtp_pass", "smtp_invoicing_password_enc"])["datas"][0]
         self.assertNotIn(PASSWORD, str(exported))
         self.assertEqual(mailbox._smtp_invoicing_password(), PASSWORD)
@@ -104,16 +111,37 @@ class TestMailboxSettings(MailboxCase):
         second = self.create_mailbox(name="Reminders", smtp_pass="other-secret")
         self.env.flush_all()
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_invoicing_password_enc = "
-            "(SELECT smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s) WHERE id = %s",
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_password_enc = "
+            "(SELECT smtp_invoicing_password_enc FROM smtp_invoicing_mailbox WHERE id = %s) WHERE id = %s",
             [first.id, second.id],
         )
         second.invalidate_recordset()
         with (
-            mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"),
+            mute_logger("odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_password"),
             self.assertRaisesRegex(UserError, "must be entered again"),
         ):
             second._smtp_invoicing_password()
+
+    def test_ciphertext_is_bound_to_the_database_and_the_server(self):
+        """The secret is bound to ``database.uuid`` and the id of the server behind the mailbox, as secrets
+        saved before mailboxes had a model of their own: they still decrypt, and nothing else does."""
+        mailbox = self.create_mailbox()
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT smtp_invoicing_password_enc FROM smtp_invoicing_mailbox WHERE id = %s", [mailbox.id]
+        )
+        token = self.env.cr.fetchone()[0]
+        uuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid")
+        box = secret_box()
+        self.assertEqual(box.decrypt(token, f"{uuid}:ir.mail_server:{mailbox.mail_server_id.id}"), PASSWORD)
+        other_server = self.env["ir.mail_server"].create({"name": "Other", "smtp_host": "127.0.0.1"})
+        for context in (
+            f"{self.env.cr.dbname}:ir.mail_server:{mailbox.mail_server_id.id}",
+            f"{uuid}:ir.mail_server:{other_server.id}",
+            f"{uuid}:smtp_invoicing.mailbox:{mailbox.id}",
+        ):
+            with self.subTest(context=context), self.assertRaises(crypto.SecretError):
+                box.decrypt(token, context)
 
     def test_copy_never_duplicates_the_password(self):
         """Duplicating a setting copies neither its password nor its verification."""
@@ -139,7 +167,7 @@ class TestMailboxSettings(MailboxCase):
             mailbox = self.create_mailbox()
             self.assertEqual(mailbox._smtp_invoicing_password(), PASSWORD)
         with (
-            mute_logger("odoo.addons.smtp_invoicing.models.ir_mail_server"),
+            mute_logger("odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_password"),
             self.assertRaisesRegex(UserError, "must be entered again"),
         ):
             mailbox._smtp_invoicing_password()
@@ -150,45 +178,62 @@ class TestMailboxSettings(MailboxCase):
     def test_conversion_encrypts_and_release_restores_the_password(self):
         """A core server turned into an own mailbox has its clear password encrypted; released, it gets it back."""
         legacy = self.env["ir.mail_server"].create(
-            {"name": "Legacy", "smtp_host": "127.0.0.1", "smtp_port": 25, "smtp_pass": "legacy-secret"}
+            {
+                "name": "Legacy",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": 587,
+                "smtp_encryption": "starttls",
+                "smtp_authentication": "login",
+                "smtp_user": MAILBOX_LOGIN,
+                "smtp_pass": "legacy-secret",
+            }
         )
         self.env.flush_all()
         self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [legacy.id])
         self.assertEqual(self.env.cr.fetchone()[0], "legacy-secret")
-        legacy.write(
-            {
-                "smtp_invoicing_mailbox": True,
-                "sender_name": "Legacy",
-                "sender_email": MAILBOX_LOGIN,
-                "smtp_user": MAILBOX_LOGIN,
-                "smtp_encryption": "starttls",
-                "smtp_port": 587,
-            }
-        )
+        servers_before = self.env["ir.mail_server"].with_context(active_test=False).search_count([])
+        legacy.action_smtp_invoicing_convert()
+        # a mailbox on the existing server, not a new server
+        mailbox = legacy.smtp_invoicing_mailbox_ids
+        self.assertEqual(len(mailbox), 1)
+        self.assertEqual(mailbox.mail_server_id, legacy)
+        self.assertEqual(self.env["ir.mail_server"].with_context(active_test=False).search_count([]), servers_before)
         self.env.flush_all()
         self.env.cr.execute("SELECT smtp_pass, from_filter FROM ir_mail_server WHERE id = %s", [legacy.id])
         self.assertEqual(self.env.cr.fetchone(), (None, MAILBOX_LOGIN))
-        self.assertEqual(legacy._smtp_invoicing_password(), "legacy-secret")
-        self.assertEqual(legacy._smtp_invoicing_release_passwords(), 1)
+        self.assertTrue(mailbox.smtp_invoicing_password_set)
+        self.assertEqual(mailbox._smtp_invoicing_password(), "legacy-secret")
+        self.assertEqual(mailbox._smtp_invoicing_release_passwords(), 1)
+        self.env.flush_all()
         self.env.cr.execute(
-            "SELECT smtp_pass, smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [legacy.id]
+            "SELECT server.smtp_pass, mailbox.smtp_invoicing_password_enc"
+            " FROM smtp_invoicing_mailbox mailbox JOIN ir_mail_server server ON server.id = mailbox.mail_server_id"
+            " WHERE mailbox.id = %s",
+            [mailbox.id],
         )
         self.assertEqual(self.env.cr.fetchone(), ("legacy-secret", None))
+        self.assertEqual(legacy.smtp_pass, "legacy-secret")
 
 
 class TestMailboxAccess(MailboxCase):
     def test_invoicing_user_cannot_read_settings_or_secrets(self):
-        """An invoicing user can neither read, search, write nor create SMTP settings."""
+        """An invoicing user can neither read, search, write nor create SMTP settings: neither the
+        mailbox nor the server behind it."""
         mailbox = self.create_mailbox()
         env = self.env(user=self.mailbox_user)
-        with self.assertRaises(AccessError):
-            env["ir.mail_server"].search([])
-        with self.assertRaises(AccessError):
-            env["ir.mail_server"].browse(mailbox.id).read(["smtp_user", "smtp_invoicing_password_enc"])
-        with self.assertRaises(AccessError):
-            env["ir.mail_server"].browse(mailbox.id).write({"smtp_host": "evil.example"})
-        with self.assertRaises(AccessError):
-            env["ir.mail_server"].create({"name": "x", "smtp_host": "127.0.0.1"})
+        for model, record_id, secret in (
+            ("smtp_invoicing.mailbox", mailbox.id, "smtp_invoicing_password_enc"),
+            ("ir.mail_server", mailbox.mail_server_id.id, "smtp_pass"),
+        ):
+            with self.subTest(model=model):
+                with self.assertRaises(AccessError):
+                    env[model].search([])
+                with self.assertRaises(AccessError):
+                    env[model].browse(record_id).read(["smtp_user", secret])
+                with self.assertRaises(AccessError):
+                    env[model].browse(record_id).write({"smtp_host": "evil.example"})
+                with self.assertRaises(AccessError):
+                    env[model].create({"name": "x", "smtp_host": "127.0.0.1"})
 
     def test_company_rule_hides_other_companies_mailboxes(self):
         """An administrator of company B does not see company A's mailboxes."""
@@ -201,10 +246,13 @@ class TestMailboxAccess(MailboxCase):
             company_id=other_company.id,
             company_ids=[(6, 0, other_company.ids)],
         )
-        servers = self.env["ir.mail_server"].with_user(admin_b).search([("smtp_invoicing_mailbox", "=", True)])
-        self.assertNotIn(mailbox, servers)
+        self.assertNotIn(mailbox, self.env["smtp_invoicing.mailbox"].with_user(admin_b).search([]))
         with self.assertRaises(AccessError):
             mailbox.with_user(admin_b).read(["name"])
+        # nor the server behind them, in core's list of outgoing servers
+        self.assertNotIn(mailbox.mail_server_id, self.env["ir.mail_server"].with_user(admin_b).search([]))
+        with self.assertRaises(AccessError):
+            mailbox.mail_server_id.with_user(admin_b).read(["name"])
         admin_a = mail_new_test_user(
             self.env,
             login="admin-a@invoicing.test",
@@ -212,4 +260,5 @@ class TestMailboxAccess(MailboxCase):
             company_id=self.company.id,
             company_ids=[(6, 0, self.company.ids)],
         )
-        self.assertIn(mailbox, self.env["ir.mail_server"].with_user(admin_a).search([]))
+        self.assertIn(mailbox, self.env["smtp_invoicing.mailbox"].with_user(admin_a).search([]))
+        self.assertIn(mailbox.mail_server_id, self.env["ir.mail_server"].with_user(admin_a).search([]))

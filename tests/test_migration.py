@@ -3,39 +3,17 @@ real odoo-bin runs: the previous version, taken from git history, is installed a
 database is, then upgraded in place by this checkout, and used the next minute.
 """
 
-import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
 import odoo_runs
-from conftest import DB_NAME, ROOT
+from conftest import DB_NAME
 from smtp_servers import Pki, SmtpServer
 
 PASSWORD = "mailbox-migration-secret"
 SCRATCH_DB = f"{DB_NAME}_migration"
-PREVIOUS = "18.0.1.2.0"
-
-
-def previous_release(target):
-    """Unpack the addon as it was at its last 18.0.1.2.0 commit (the parent of the commit that bumped the
-    manifest to 18.0.2.0.0) into ``target``; return the addons folder."""
-    bump = subprocess.run(
-        ["git", "-C", ROOT, "log", "-n1", "--format=%H", "-G", '"version": "18.0.2.0.0"', "--", "smtp_invoicing"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert bump, "the commit that bumped the manifest to 18.0.2.0.0 is in this checkout's history"
-    archive = subprocess.run(
-        ["git", "-C", ROOT, "archive", f"{bump}^", "smtp_invoicing"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
-    with open(os.path.join(target, "smtp_invoicing", "__manifest__.py"), encoding="utf-8") as manifest:
-        assert f'"version": "{PREVIOUS}"' in manifest.read()
-    return target
 
 
 @pytest.fixture
@@ -147,7 +125,7 @@ def test_a_database_at_18_0_1_2_0_upgrades_and_sends_the_next_minute(scratch):
     previous = tempfile.mkdtemp(prefix="smtp_invoicing_previous_")
     with pki, box:
         try:
-            previous_release(previous)
+            odoo_runs.previous_release(previous)
             odoo_runs.from_template(odoo_runs.BASE_TEMPLATE, SCRATCH_DB, scratch)
             odoo_runs.odoo_bin(SCRATCH_DB, scratch, "--stop-after-init", "-i", "smtp_invoicing", addons_root=previous)
             values = f"HOST, PORT, CA, PASSWORD = {box.host!r}, {box.port}, {pki.ca_pem!r}, {PASSWORD!r}\n"

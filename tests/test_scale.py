@@ -13,7 +13,7 @@ class TestParallelVerification(MailboxCase):
             params.set_param(f"smtp_invoicing.{name}", str(value))
 
     def pending_count(self):
-        return self.env["ir.mail_server"].search_count([("verification_state", "=", "pending")])
+        return self.env["smtp_invoicing.mailbox"].search_count([("verification_state", "=", "pending")])
 
     def test_dead_hosts_cost_one_timeout_in_parallel(self):
         """Two live and two silent mailboxes are checked side by side: both silent servers are waited on at once."""
@@ -24,7 +24,7 @@ class TestParallelVerification(MailboxCase):
                 name="Dead 2", smtp_port=silent.port
             )
             (live | dead).action_verify()
-            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         self.assertEqual(set(live.mapped("verification_state")), {"verified"}, live.mapped("verification_message"))
         self.assertEqual(set(dead.mapped("verification_state")), {"failed"})
         for mailbox in dead:
@@ -41,19 +41,19 @@ class TestParallelVerification(MailboxCase):
         self.set_params(verify_timeout=1, verify_deadline=2, verify_workers=1, verify_budget=0.5)
         cron = self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")
         with SilentListener() as listener:
-            mailboxes = self.env["ir.mail_server"].browse()
+            mailboxes = self.env["smtp_invoicing.mailbox"].browse()
             for index in range(3):
                 mailboxes |= self.create_mailbox(name=f"Silent {index}", smtp_port=listener.port)
             mailboxes.action_verify()
             triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
-            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
             self.assertEqual(mailboxes.mapped("verification_state"), ["failed", "pending", "pending"])
             self.assertIn("checks it again automatically", mailboxes[0].verification_message)
             self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 2)
 
             self.set_params(verify_workers=8, verify_budget=60)
             listener.reset_peak()
-            self.env["ir.mail_server"]._cron_verify_mail_servers()
+            self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         self.assertEqual(mailboxes.mapped("verification_state"), ["failed"] * 3)
         self.assertEqual(listener.peak, 2)  # the two left were checked side by side
         self.assertEqual(self.pending_count(), 0)
@@ -67,7 +67,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
         cls.mailboxes = cls.create_mailbox(name="Invoices") | cls.create_mailbox(cls.other_server, name="Reminders")
         # only verified mailboxes send (issue 3: refused before connecting otherwise)
         cls.mailboxes.action_verify()
-        cls.env["ir.mail_server"]._cron_verify_mail_servers()
+        cls.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         assert set(cls.mailboxes.mapped("verification_state")) == {"verified"}
         cls.relay = SmtpServer(mode="plain")
         cls.relay.__enter__()
@@ -109,7 +109,9 @@ class TestSendingOverhead(SmtpInvoicingCase):
         """Choosing the mailbox and identity of 10 or 20 mails costs the same number of queries."""
         counts = []
         for count in (2, 10, 20):  # the first one fills the registry's caches
-            mails = self.queue(count // 2, self.mailboxes[0]) | self.queue(count // 2, self.mailboxes[1])
+            mails = self.queue(count // 2, self.mailboxes[0].mail_server_id) | self.queue(
+                count // 2, self.mailboxes[1].mail_server_id
+            )
             counts.append(self.queries(lambda mails=mails: list(mails._split_by_mail_configuration())))
         self.assertEqual(counts[1], counts[2])
 
@@ -118,7 +120,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
         watched = (self.server, self.other_server, self.relay)
         before = {server: (server.connections, len(server.messages)) for server in watched}
         marginal = {}
-        for name, servers in (("mailboxes", self.mailboxes), ("core", self.core)):
+        for name, servers in (("mailboxes", self.mailboxes.mail_server_id), ("core", self.core)):
             sent = []
             for count in (4, 8):
                 mails = self.env["mail.mail"]
@@ -140,7 +142,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
         counts = {}
         with real_smtp():
             # twice: the first round fills the registry's caches (access rules)
-            for name, server in [("mailbox", self.mailboxes[0]), ("core", self.core)] * 2:
+            for name, server in [("mailbox", self.mailboxes[0].mail_server_id), ("core", self.core)] * 2:
                 session = self.env["ir.mail_server"].connect(mail_server_id=server.id)
                 try:
                     message = self.env["ir.mail_server"].build_email(

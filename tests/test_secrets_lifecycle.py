@@ -12,7 +12,7 @@ from odoo.addons.mail.tests.common import mail_new_test_user
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase, real_smtp
 
-MODEL_LOGGER = "odoo.addons.smtp_invoicing.models.ir_mail_server"
+MODEL_LOGGER = "odoo.addons.smtp_invoicing.models.smtp_invoicing_mailbox_password"
 
 
 def key_env(*keys):
@@ -20,19 +20,27 @@ def key_env(*keys):
 
 
 class TestSecretsLifecycle(MailboxCase):
-    def token(self, server):
+    def token(self, mailbox):
         self.env.flush_all()
-        self.env.cr.execute("SELECT smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [server.id])
+        self.env.cr.execute(
+            "SELECT smtp_invoicing_password_enc FROM smtp_invoicing_mailbox WHERE id = %s", [mailbox.id]
+        )
         return self.env.cr.fetchone()[0]
 
-    def queue_mail(self, server, subject):
+    def clear_password(self, server):
+        """What core's own column ``ir_mail_server.smtp_pass`` holds for ``server``."""
+        self.env.flush_all()
+        self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [server.id])
+        return self.env.cr.fetchone()[0]
+
+    def queue_mail(self, mailbox, subject):
         return self.env["mail.mail"].create(
             {
                 "email_to": "customer@client.test",
                 "subject": subject,
                 "body_html": "<p>Invoice</p>",
                 "email_from": MAILBOX_LOGIN,
-                "mail_server_id": server.id,
+                "mail_server_id": mailbox.mail_server_id.id,
                 "record_company_id": self.company.id,
             }
         )
@@ -55,10 +63,13 @@ class TestSecretsLifecycle(MailboxCase):
             old_token = self.token(mailbox)
         with key_env(new, old):
             action = self.env.ref("smtp_invoicing.action_smtp_invoicing_reencrypt_passwords")
-            action.with_context(active_model="ir.mail_server").run()
+            action.with_context(active_model="smtp_invoicing.mailbox").run()
             self.assertNotEqual(self.token(mailbox), old_token)
-        # a core server's password is core's business: in its clear column, untouched
-        self.assertIsNone(self.token(relay))
+        # the mailbox's server keeps no clear copy; a core server's password is core's business:
+        # in its clear column, untouched, and no mailbox (no encrypted copy) behind it
+        self.assertIsNone(self.clear_password(mailbox.mail_server_id))
+        self.assertEqual(self.clear_password(relay), "relay-secret")
+        self.assertFalse(relay.smtp_invoicing_mailbox_ids)
         self.assertEqual(relay.smtp_pass, "relay-secret")
         with key_env(new):
             self.assertEqual(mailbox._smtp_invoicing_password(), PASSWORD)
@@ -115,7 +126,8 @@ class TestSecretsLifecycle(MailboxCase):
             smtp_pass="their-secret",
         )
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_invoicing_password_enc = %s WHERE id = %s", [self.token(mine), theirs.id]
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_password_enc = %s WHERE id = %s",
+            [self.token(mine), theirs.id],
         )
         theirs.invalidate_recordset()
         with mute_logger(MODEL_LOGGER), self.assertRaisesRegex(UserError, "must be entered again"):

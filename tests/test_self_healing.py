@@ -110,7 +110,7 @@ class TestSelfHealing(MailboxCase):
                 "subject": "Waits for the check",
                 "body_html": "<p>x</p>",
                 "email_from": MAILBOX_LOGIN,
-                "mail_server_id": mailbox.id,
+                "mail_server_id": mailbox.mail_server_id.id,
             }
         )
         mailbox.action_verify()
@@ -132,11 +132,11 @@ class TestSelfHealing(MailboxCase):
         mailbox = self.create_mailbox(server)
         mailbox.action_verify()
         self.env.flush_all()
-        (lease,) = self.env["ir.mail_server"]._smtp_invoicing_take_leases(mailbox.ids)
+        (lease,) = self.env["smtp_invoicing.mailbox"]._smtp_invoicing_take_leases(mailbox.ids)
         self.env.invalidate_all()
         mailbox.smtp_port = 2588
         self.env.flush_all()
-        self.env["ir.mail_server"]._smtp_invoicing_record_leases([(lease, None)])
+        self.env["smtp_invoicing.mailbox"]._smtp_invoicing_record_leases([(lease, None)])
         self.env.invalidate_all()
         self.assertEqual(mailbox.verification_state, "draft")
         self.assertFalse(mailbox.smtp_invoicing_lease_until)
@@ -147,7 +147,7 @@ class TestSelfHealing(MailboxCase):
         mailbox = self.create_mailbox(server)
         mailbox.action_verify()
         self.env.flush_all()
-        model = self.env["ir.mail_server"]
+        model = self.env["smtp_invoicing.mailbox"]
         (lease,) = model._smtp_invoicing_take_leases(mailbox.ids)
         self.assertEqual(model._smtp_invoicing_take_leases(mailbox.ids), [])
         with freeze_time(lease.until + timedelta(seconds=1)):
@@ -161,7 +161,7 @@ class TestSelfHealing(MailboxCase):
         wrong = self.create_mailbox(server, name="Wrong password", smtp_pass="not-the-password")
         (good | wrong).action_verify()
         self.env.flush_all()
-        model = self.env["ir.mail_server"]
+        model = self.env["smtp_invoicing.mailbox"]
         leases = model._smtp_invoicing_take_leases((good | wrong).ids)
         error = smtp.SmtpCheckError("auth_failed", 535, "5.7.8 bad credentials")
         model._smtp_invoicing_record_leases(
@@ -183,7 +183,7 @@ class TestSelfHealing(MailboxCase):
         mailboxes |= self.create_mailbox(server, name="C")
         mailboxes.action_verify()
         self.env.flush_all()
-        model = self.env["ir.mail_server"]
+        model = self.env["smtp_invoicing.mailbox"]
         leases = model._smtp_invoicing_take_leases(mailboxes.ids)
         broken = mailboxes[1]
         mark_verified = type(model)._smtp_invoicing_mark_verified

@@ -18,7 +18,9 @@ PRESETS = {
         "encryption": "starttls",
         "imap_host": "outlook.office365.com",
         "imap_port": 993,
-        "sent_copy": True,
+        # Exchange Online stores every message submitted over SMTP AUTH in Sent Items itself
+        # (lib/providers.py); a copy of ours would file each mail twice
+        "sent_copy": False,
     },
     "outlook": {
         "label": "Outlook.com",
@@ -27,7 +29,8 @@ PRESETS = {
         "encryption": "starttls",
         "imap_host": "outlook.office365.com",
         "imap_port": 993,
-        "sent_copy": True,
+        # same SMTP submission service as Microsoft 365: it files Sent Items itself
+        "sent_copy": False,
     },
     "ovh": {
         "label": "OVH",

@@ -226,6 +226,14 @@ class _GuardedSMTP(smtplib.SMTP):
             raise
         return sock
 
+    def connect(self, host="localhost", port=0, source_address=None):
+        """The greeting was awaited for what the probe left of the timeout: the session's commands
+        get the whole timeout again."""
+        reply = super().connect(host, port, source_address)
+        if self.sock is not None and self.timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            self.sock.settimeout(self.timeout)
+        return reply
+
     @staticmethod
     def _check_not_implicit_tls(sock, host, port, timeout):
         """Raise ``expects_ssl`` when the port waits for a TLS ClientHello instead of greeting.
@@ -236,13 +244,19 @@ class _GuardedSMTP(smtplib.SMTP):
         the protocol hint; a server merely slow to greet fails the handshake (it speaks
         SMTP in clear, not TLS) and is awaited on the first connection as before.
         """
+        started = time.monotonic()
         window = min(PROBE_SECONDS, (timeout or PROBE_SECONDS * 2) / 2)
         # selectors, not select.select(): a worker's descriptors may pass FD_SETSIZE
         with selectors.DefaultSelector() as selector:
             selector.register(sock, selectors.EVENT_READ)
             greeted = bool(selector.select(window))
-        if not greeted and _speaks_smtp_over_tls(host, port, window):
+        if greeted:
+            return
+        if _speaks_smtp_over_tls(host, port, window):
             raise SmtpCheckError("expects_ssl", detail="no greeting in clear text; SMTP greets inside TLS")
+        if timeout:
+            # the probe's time counts: a silent host costs one timeout, not a timeout and a probe
+            sock.settimeout(max(timeout - (time.monotonic() - started), 0.5))
 
 
 class _GuardedSMTP_SSL(smtplib.SMTP_SSL, _GuardedSMTP):

@@ -10,6 +10,8 @@ from ..lib import presets, validation
 _logger = logging.getLogger(__name__)
 
 ENABLED_PARAM = "smtp_invoicing.enabled"
+# Sign-in kinds with a provider's account (smtp_invoicing_mailbox_oauth.py) rather than a password.
+OAUTH_KINDS = ("microsoft", "google")
 
 # Changing one of these invalidates a previous verification.
 CONNECTION_FIELDS = frozenset(
@@ -189,16 +191,32 @@ class SmtpInvoicingMailbox(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        """The server's ``from_filter`` is the mailbox's sender (``_smtp_invoicing_sync_from_filter``)."""
+        """The server's ``from_filter`` is the mailbox's sender (``_smtp_invoicing_sync_from_filter``);
+        an OAuth mailbox has no password; a mailbox created without secret awaits its owner, who
+        gets a to-do (``_smtp_invoicing_ask_owner``)."""
+        for vals in vals_list:
+            if vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS:
+                vals.pop("smtp_pass", None)
         mailboxes = super().create(vals_list)
         mailboxes._smtp_invoicing_sync_from_filter()
+        mailboxes.filtered("smtp_invoicing_awaiting_connection")._smtp_invoicing_ask_owner()
         return mailboxes
 
     def write(self, vals):
-        """A changed connection setting invalidates a previous verification. An empty password
-        keeps the saved one (``_inverse_smtp_pass``): it changes nothing."""
-        if "smtp_pass" in vals and not vals["smtp_pass"]:
+        """The one ``write`` of a mailbox.
+
+        - An empty password keeps the saved one (``_inverse_smtp_pass``): it changes nothing.
+        - A changed connection setting invalidates a previous verification.
+        - Another sign-in kind forgets the previous secret: the owner connects the mailbox again.
+        - A Sent copy switched off drops the copies still waiting.
+        """
+        if "smtp_pass" in vals and (
+            not vals["smtp_pass"] or vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS
+        ):
             vals = {key: value for key, value in vals.items() if key != "smtp_pass"}
+        kind_changed = self.browse()
+        if "smtp_invoicing_auth_kind" in vals:
+            kind_changed = self.filtered(lambda s: s.smtp_invoicing_auth_kind != vals["smtp_invoicing_auth_kind"])
         to_reset = self.browse()
         if CONNECTION_FIELDS.intersection(vals) and "verification_state" not in vals:
             to_reset = self.filtered(lambda s: s.verification_state != "draft")
@@ -207,6 +225,12 @@ class SmtpInvoicingMailbox(models.Model):
             self._smtp_invoicing_sync_from_filter()
         if to_reset:
             to_reset._smtp_invoicing_reset_verification()
+        if kind_changed:
+            kind_changed._smtp_invoicing_forget_secret()
+            kind_changed._smtp_invoicing_reset_verification()
+            kind_changed._smtp_invoicing_ask_owner()
+        if "smtp_invoicing_sent_copy" in vals and not vals["smtp_invoicing_sent_copy"]:
+            self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", self.ids)]).unlink()
         return result
 
     def unlink(self):

@@ -84,13 +84,6 @@ class SmtpInvoicingMailbox(models.Model):
                     _("The folder for processed reports of “%(name)s” must fit on one line.", name=server.name)
                 )
 
-    def write(self, vals):
-        """A mailbox whose Sent copy is switched off drops the copies still waiting."""
-        result = super().write(vals)
-        if "smtp_invoicing_sent_copy" in vals and not vals["smtp_invoicing_sent_copy"]:
-            self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", self.ids)]).unlink()
-        return result
-
     def _smtp_invoicing_uses_imap(self):
         self.ensure_one()
         return bool(self.smtp_invoicing_track_bounces or self.smtp_invoicing_sent_copy)

@@ -9,6 +9,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..lib import imap, smtp
+from .leases import locking_select
 
 _logger = logging.getLogger(__name__)
 
@@ -146,13 +147,14 @@ class SmtpInvoicingMailbox(models.Model):
         )
         with self.env.registry.cursor() as cr:
             env = self.env(cr=cr, su=True)
-            cr.execute(
+            locked = locking_select(
+                cr,
                 """SELECT id FROM smtp_invoicing_mailbox
                     WHERE id IN %s AND (smtp_invoicing_poll_lease_until IS NULL OR smtp_invoicing_poll_lease_until < %s)
                       FOR NO KEY UPDATE SKIP LOCKED""",
                 [tuple(server_ids), now],
             )
-            servers = env["smtp_invoicing.mailbox"].browse([row[0] for row in cr.fetchall()])
+            servers = env["smtp_invoicing.mailbox"].browse(locked)
             servers = servers.filtered_domain(self._smtp_invoicing_poll_domain())
             if not servers:
                 return visits
@@ -193,12 +195,12 @@ class SmtpInvoicingMailbox(models.Model):
 
     def _smtp_invoicing_lease_server(self, cr, visit):
         """The mailbox of ``visit`` locked in ``cr`` if its lease is still the one taken, else None."""
-        cr.execute(
+        if not locking_select(
+            cr,
             "SELECT id FROM smtp_invoicing_mailbox WHERE id = %s AND smtp_invoicing_poll_lease_until = %s"
             " FOR NO KEY UPDATE",
             [visit.server_id, visit.until],
-        )
-        if not cr.fetchone():
+        ):
             _logger.info("Mail server %s: mailbox reading result dropped, its lease ended", visit.server_id)
             return None
         return self.env(cr=cr, su=True)["smtp_invoicing.mailbox"].browse(visit.server_id)

@@ -12,6 +12,7 @@ from odoo.tools import SQL, email_normalize
 from odoo.tools.misc import hash_sign, verify_hash_signed
 
 from ..lib import crypto, oauth, smtp
+from .smtp_invoicing_mailbox import OAUTH_KINDS
 from .smtp_invoicing_mailbox_password import MissingSecret, secret_box
 
 _logger = logging.getLogger(__name__)
@@ -21,7 +22,6 @@ AUTH_KINDS = [
     ("microsoft", "Microsoft 365 (OAuth)"),
     ("google", "Gmail (OAuth)"),
 ]
-OAUTH_KINDS = ("microsoft", "google")
 STATE_SCOPE = "smtp_invoicing_oauth"
 # An access token this close to its expiry is refreshed before use (seconds).
 REFRESH_MARGIN = 300
@@ -186,30 +186,6 @@ class SmtpInvoicingMailbox(models.Model):
             elif server.smtp_invoicing_auth_kind == "google" and server.smtp_invoicing_preset == "custom":
                 server.smtp_invoicing_preset = "gmail"
                 server._onchange_smtp_invoicing_preset()
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        """An OAuth mailbox has no password; a mailbox created without secret awaits its owner."""
-        for vals in vals_list:
-            if vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS:
-                vals.pop("smtp_pass", None)
-        servers = super().create(vals_list)
-        servers.filtered("smtp_invoicing_awaiting_connection")._smtp_invoicing_ask_owner()
-        return servers
-
-    def write(self, vals):
-        """Another sign-in kind forgets the previous secret: the owner connects the mailbox again."""
-        changed = self.browse()
-        if "smtp_invoicing_auth_kind" in vals:
-            changed = self.filtered(lambda s: s.smtp_invoicing_auth_kind != vals["smtp_invoicing_auth_kind"])
-            if vals["smtp_invoicing_auth_kind"] in OAUTH_KINDS:
-                vals = {key: value for key, value in vals.items() if key != "smtp_pass"}
-        result = super().write(vals)
-        if changed:
-            changed._smtp_invoicing_forget_secret()
-            changed._smtp_invoicing_reset_verification()
-            changed._smtp_invoicing_ask_owner()
-        return result
 
     # ------------------------------------------------------------------
     # Tokens at rest

@@ -6,13 +6,12 @@ import time
 from concurrent import futures
 from datetime import timedelta
 
-import psycopg2
-
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
 from ..lib import smtp
+from .leases import locking_select
 from .smtp_invoicing_mailbox_password import MissingSecret
 
 _logger = logging.getLogger(__name__)
@@ -37,24 +36,6 @@ OWNER_REASONS = frozenset({"auth_failed", "app_password_required"})
 # Chatter notes of the verification results recorded together, {server id: [bodies]}:
 # written by _smtp_invoicing_record_leases with one _message_log_batch per round.
 _PENDING_NOTES = contextvars.ContextVar("smtp_invoicing_pending_notes", default=None)
-
-
-def _locking_select(cr, query, params, attempts=3):
-    """Run a ``SELECT id ... FOR [NO KEY] UPDATE`` at the start of ``cr``'s transaction; return the ids.
-
-    Under REPEATABLE READ, a row another worker updated and committed after this
-    transaction's snapshot raises a serialization failure instead of being locked: the
-    transaction is then started again, with a snapshot where that update is visible.
-    """
-    for attempt in range(attempts):
-        try:
-            cr.execute(query, params, log_exceptions=False)
-            return [row[0] for row in cr.fetchall()]
-        except psycopg2.errors.SerializationFailure:
-            cr.rollback()
-            if attempt == attempts - 1:
-                raise
-    return []
 
 
 @dataclasses.dataclass
@@ -238,7 +219,7 @@ class SmtpInvoicingMailbox(models.Model):
         leases = []
         with self.env.registry.cursor() as cr:
             env = self.env(cr=cr, su=True)
-            locked = _locking_select(
+            locked = locking_select(
                 cr,
                 """SELECT id FROM smtp_invoicing_mailbox
                     WHERE id IN %s AND (smtp_invoicing_lease_until IS NULL OR smtp_invoicing_lease_until < %s)
@@ -291,7 +272,7 @@ class SmtpInvoicingMailbox(models.Model):
             with self.env.registry.cursor() as cr:
                 env = self.env(cr=cr, su=True)
                 current = set(
-                    _locking_select(
+                    locking_select(
                         cr,
                         "SELECT id FROM smtp_invoicing_mailbox WHERE (id, smtp_invoicing_lease_until) IN %s"
                         " FOR NO KEY UPDATE",

@@ -1,0 +1,22 @@
+"""The one way the product takes rows of its mailboxes for a while (verification and mailbox reading
+leases, sending budgets): a short transaction that locks them first, retried on serialization failures."""
+
+import psycopg2
+
+
+def locking_select(cr, query, params, attempts=3):
+    """Run a ``SELECT id ... FOR [NO KEY] UPDATE`` at the start of ``cr``'s transaction; return the ids.
+
+    Under REPEATABLE READ, a row another worker updated and committed after this
+    transaction's snapshot raises a serialization failure instead of being locked: the
+    transaction is then started again, with a snapshot where that update is visible.
+    """
+    for attempt in range(attempts):
+        try:
+            cr.execute(query, params, log_exceptions=False)
+            return [row[0] for row in cr.fetchall()]
+        except psycopg2.errors.SerializationFailure:
+            cr.rollback()
+            if attempt == attempts - 1:
+                raise
+    return []
