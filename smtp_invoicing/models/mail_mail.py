@@ -290,6 +290,41 @@ class MailMail(models.Model):
                 _logger.info("Mail server %s disconnected while closing; its mails keep their status", server.id)
         return True
 
+    def _send(
+        self,
+        auto_commit=False,
+        raise_exception=False,
+        smtp_session=None,
+        alias_domain_id=False,
+        mail_server=False,
+        post_send_callback=None,
+    ):
+        """A mailbox's session stops at the provider's "slow down": the rest of its batch is not submitted
+        and waits in the queue until the pause ends, untried (``_smtp_invoicing_wait``).
+
+        Called by ``send()`` with one SMTP session per batch; other sessions go to core as they are.
+        """
+        kwargs = {
+            "auto_commit": auto_commit,
+            "raise_exception": raise_exception,
+            "smtp_session": smtp_session,
+            "alias_domain_id": alias_domain_id,
+            "mail_server": mail_server,
+            "post_send_callback": post_send_callback,
+        }
+        mailbox_id = getattr(smtp_session, "smtp_invoicing_mailbox_id", None)
+        if not mailbox_id or len(self) < 2:
+            return super()._send(**kwargs)
+        self.fetch(["body_html"])  # what core reads for the whole batch first, read once
+        for index, mail_id in enumerate(self.ids):
+            paused = getattr(smtp_session, "smtp_invoicing_paused", None)
+            if paused:
+                mailbox = self.env["smtp_invoicing.mailbox"].sudo().browse(mailbox_id)
+                self.browse(self.ids[index:]).sudo().exists()._smtp_invoicing_wait(mailbox, paused.until, paused.why)
+                break
+            super(MailMail, self.browse(mail_id))._send(**kwargs)
+        return True
+
     def _postprocess_sent_message(self, success_pids, failure_reason=False, failure_type=None):
         """Own mailboxes: retry what may heal, hold what waits for the mailbox, and show the
         outcome on the documents the mails carried.

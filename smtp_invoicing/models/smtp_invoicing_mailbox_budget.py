@@ -6,6 +6,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import email_normalize, format_datetime
 
 from ..lib import providers
+from .leases import locking_select
 
 _logger = logging.getLogger(__name__)
 
@@ -77,9 +78,7 @@ class SmtpInvoicingMailbox(models.Model):
     smtp_invoicing_pause_message = fields.Char(string="Pause", readonly=True, copy=False)
     smtp_invoicing_pause_reason = fields.Char(string="Pause Reason", readonly=True, copy=False)
     smtp_invoicing_budget_status = fields.Char(string="Sent Today", compute="_compute_smtp_invoicing_budget_status")
-    smtp_invoicing_sender_notice = fields.Char(
-        string="Sender Notice", compute="_compute_smtp_invoicing_sender_notice"
-    )
+    smtp_invoicing_sender_notice = fields.Char(string="Sender Notice", compute="_compute_smtp_invoicing_sender_notice")
 
     # ------------------------------------------------------------------
     # Limits: the provider's, lowered at will
@@ -180,7 +179,7 @@ class SmtpInvoicingMailbox(models.Model):
         """
         self.ensure_one()
         with self.env.registry.cursor() as cr:
-            cr.execute("SELECT id FROM smtp_invoicing_mailbox WHERE id = %s FOR NO KEY UPDATE", [self.id])
+            locking_select(cr, "SELECT id FROM smtp_invoicing_mailbox WHERE id = %s FOR NO KEY UPDATE", [self.id])
             mailbox = self.with_env(self.env(cr=cr, su=True))
             now = fields.Datetime.now()
             if mailbox.smtp_invoicing_paused_until:
@@ -197,12 +196,12 @@ class SmtpInvoicingMailbox(models.Model):
             if mailbox.smtp_invoicing_max_connections and sessions >= mailbox.smtp_invoicing_max_connections:
                 return None, 0, now + SLOT_WAIT, mailbox._smtp_invoicing_limit_reason("connection_limit")
             allowed, limit_kind = len(recipients), None
-            for kind, room in (
-                ("daily_limit", mailbox.smtp_invoicing_daily_limit and mailbox.smtp_invoicing_daily_limit - day),
-                ("rate_limit", mailbox.smtp_invoicing_minute_limit and mailbox.smtp_invoicing_minute_limit - minute),
+            for kind, limit, used in (
+                ("daily_limit", mailbox.smtp_invoicing_daily_limit, day),
+                ("rate_limit", mailbox.smtp_invoicing_minute_limit, minute),
             ):
-                if room is not False and room < allowed:
-                    allowed, limit_kind = max(room, 0), kind
+                if limit and limit - used < allowed:
+                    allowed, limit_kind = max(limit - used, 0), kind
             if mailbox.smtp_invoicing_daily_recipient_limit:
                 room, fitting = mailbox.smtp_invoicing_daily_recipient_limit - day_recipients, 0
                 for count in recipients[:allowed]:
@@ -271,10 +270,8 @@ class SmtpInvoicingMailbox(models.Model):
         self.ensure_one()
         now = fields.Datetime.now()
         with self.env.registry.cursor() as cr:
-            cr.execute(
-                "SELECT smtp_invoicing_paused_since FROM smtp_invoicing_mailbox WHERE id = %s FOR NO KEY UPDATE",
-                [self.id],
-            )
+            locking_select(cr, "SELECT id FROM smtp_invoicing_mailbox WHERE id = %s FOR NO KEY UPDATE", [self.id])
+            cr.execute("SELECT smtp_invoicing_paused_since FROM smtp_invoicing_mailbox WHERE id = %s", [self.id])
             since = cr.fetchone()[0] or now
             if slow_down.kind == "daily_limit":
                 until = self._smtp_invoicing_budget_frees(now, "daily_limit", cr)
@@ -403,14 +400,14 @@ class SmtpInvoicingMailbox(models.Model):
         self.ensure_one()
         mailbox = self.sudo()
         sender = email_normalize(mailbox.sender_email or "")
-        user = email_normalize(mailbox.smtp_user or "") or mailbox.smtp_user
-        if not mailbox._smtp_invoicing_profile().rewrites_from or not sender or sender == user:
+        account = email_normalize(mailbox.smtp_user or "") or mailbox.smtp_user
+        if not mailbox._smtp_invoicing_profile().rewrites_from or not sender or sender == account:
             return False
-        return _(
+        return self.env._(
             "%(provider)s sends these mails as %(user)s unless %(sender)s is one of its verified “Send mail as” "
             "addresses: in Gmail, open Settings › Accounts › Send mail as, add %(sender)s and confirm it (or use "
             "%(user)s as sender email).",
             provider=mailbox._smtp_invoicing_profile().label,
-            user=user,
+            user=account,
             sender=sender,
         )

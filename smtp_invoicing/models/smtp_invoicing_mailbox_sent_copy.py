@@ -58,7 +58,12 @@ class SmtpInvoicingMailbox(models.Model):
     def _smtp_invoicing_connect(self):
         """Mailboxes with a Sent copy keep the bytes of what their server accepts (see SENT)."""
         connection = super()._smtp_invoicing_connect()
-        if self.smtp_invoicing_sent_copy and self.smtp_invoicing_imap_host:
+        # a provider that files its own copy (Gmail, Microsoft 365, Outlook.com) would show it twice
+        if (
+            self.smtp_invoicing_sent_copy
+            and self.smtp_invoicing_imap_host
+            and not self._smtp_invoicing_profile().files_sent_copy
+        ):
             _remember_sent_bytes(connection, self.id)
         return connection
 
