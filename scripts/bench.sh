@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run one benchmark: scripts/bench.sh verify|send|limit|bounces
+# Run one benchmark: scripts/bench.sh verify|send|limit|bounces|month-end
 # Every run starts from fresh copies (createdb -T) of cached template databases, rebuilt
 # whenever what they were built from changes (see ensure_template_db in bootstrap.sh):
 # - ${TEMPLATE}_base: Odoo with base, mail, account (no smtp_invoicing);
@@ -12,8 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
 NAME="${1:-}"
 case "$NAME" in
-    verify|send|limit|bounces) ;;
-    *) echo "usage: $0 verify|send|limit|bounces" >&2; exit 2 ;;
+    verify|send|limit|bounces|month-end) ;;
+    *) echo "usage: $0 verify|send|limit|bounces|month-end" >&2; exit 2 ;;
 esac
 bootstrap
 
@@ -48,7 +48,7 @@ ensure_data_template() {
 
 ensure_template_db "${TEMPLATE}_base" "$DATA_DIR" "$BASE_MODULES"
 case "$NAME" in
-    verify|bounces)
+    verify|bounces|month-end)
         ensure_template_db "$TEMPLATE" "$DATA_DIR" smtp_invoicing "${TEMPLATE}_base"
         copy_template_db "$TEMPLATE" "$DB" "$DATA_DIR"
         ;;
@@ -59,4 +59,4 @@ case "$NAME" in
 esac
 
 cd "$ROOT"
-exec "$VENV/bin/python" "bench/$NAME.py"
+exec "$VENV/bin/python" "bench/${NAME//-/_}.py"

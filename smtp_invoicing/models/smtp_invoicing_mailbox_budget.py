@@ -341,26 +341,21 @@ class SmtpInvoicingMailbox(models.Model):
     # What the send windows announce
     # ------------------------------------------------------------------
 
-    def _smtp_invoicing_leave_plan(self, count):
-        """When ``count`` mails of this mailbox leave, told before *Send* when its limits hold some
-        back ("1,800 now, 1,200 after Dec 4, 9:12 AM — Gmail daily limit"); False when all leave now.
+    def _smtp_invoicing_leave_times(self, count):
+        """How ``count`` mails of this mailbox would leave: ``(now, later, when, kind)``, ``later`` of
+        them from ``when`` on, held back by ``kind`` ("paused", "daily_limit", or None: all leave now).
 
         The daily limit is a rolling window: the mails held back leave as the oldest mails of the
-        last 24 hours age out, the ones sent now included.
+        last 24 hours age out, the ones sent now included; past one day's budget, day after day.
         """
         self.ensure_one()
         mailbox = self.sudo()
         now = fields.Datetime.now()
         if mailbox.smtp_invoicing_paused_until and mailbox.smtp_invoicing_paused_until > now:
-            return _(
-                "%(count)s after %(when)s — %(why)s",
-                count=count,
-                when=mailbox._smtp_invoicing_format_time(mailbox.smtp_invoicing_paused_until),
-                why=mailbox.smtp_invoicing_pause_reason or "",
-            )
+            return 0, count, mailbox.smtp_invoicing_paused_until, "paused"
         limit = mailbox.smtp_invoicing_daily_limit
         if not limit:
-            return False
+            return count, 0, None, None
         self.env.cr.execute(
             """SELECT taken_at, count FROM smtp_invoicing_submission
                 WHERE mailbox_id = %s AND taken_at > %s AND count > 0 ORDER BY taken_at""",
@@ -370,15 +365,33 @@ class SmtpInvoicingMailbox(models.Model):
         now_count = max(0, min(count, limit - sum(sent for _taken, sent in sessions)))
         later = count - now_count
         if not later:
-            return False
+            return count, 0, None, None
         freed, when = 0, None
         for taken_at, sent in [*sessions, (now, now_count)]:
             freed += sent
             when = taken_at + DAY
             if freed >= later:
                 break
+        return now_count, later, when, "daily_limit"
+
+    def _smtp_invoicing_leave_plan(self, count):
+        """When ``count`` mails of this mailbox leave, told before *Send* when its limits hold some
+        back ("1,800 now, 1,200 after Dec 4, 9:12 AM — Gmail daily limit"); False when all leave now."""
+        self.ensure_one()
+        mailbox = self.sudo()
+        now_count, later, when, kind = mailbox._smtp_invoicing_leave_times(count)
+        if not kind:
+            return False
+        if kind == "paused":
+            return _(
+                "%(count)s after %(when)s — %(why)s",
+                count=count,
+                when=mailbox._smtp_invoicing_format_time(when),
+                why=mailbox.smtp_invoicing_pause_reason or "",
+            )
+        limit = mailbox.smtp_invoicing_daily_limit
         reason = mailbox._smtp_invoicing_limit_reason("daily_limit")
-        if freed < later:  # more than a day's budget: the rest leaves day after day
+        if later > limit:  # more than a day's budget: the rest leaves day after day
             return _(
                 "%(now)s now, the next %(limit)s after %(when)s, then up to %(limit)s a day — %(why)s",
                 now=now_count,
