@@ -275,3 +275,46 @@ class TestProviderIdentity(ProviderCase):
         first = self.env["smtp_invoicing.submission"].search([("mailbox_id", "=", mailbox.id)], order="taken_at")[0]
         when = mailbox._smtp_invoicing_format_time(first.taken_at + timedelta(hours=24))
         self.assertEqual(plan, f"1 now, 2 after {when} — Google Workspace daily limit reached")
+
+
+class TestPausesAndRestarts(ProviderCase):
+    def test_a_killed_worker_frees_its_slot_by_itself_and_its_mails_still_count(self):
+        """Sessions of workers killed mid-send (never ended) keep their slot until their lease ends, then free
+        it by themselves; the mails they had taken still count in the day's budget (they may have left)."""
+        microsoft = self.stand_in(MicrosoftStandIn)
+        mailbox = self.provider_mailbox(microsoft, "microsoft365", smtp_invoicing_daily_recipient_limit=100)
+        self.env.flush_all()  # the sessions are taken in transactions of their own
+        for _worker in range(3):
+            self.assertTrue(mailbox._smtp_invoicing_take_submission([10])[0])
+        session, allowed, when, why = mailbox._smtp_invoicing_take_submission([10])
+        self.assertEqual((session, allowed), (None, 0))
+        self.assertIn("connection limit reached", why)
+        self.env.cr.execute(
+            "UPDATE smtp_invoicing_submission SET open_until = open_until - interval '31 minutes'"
+            " WHERE mailbox_id = %s",
+            [mailbox.id],
+        )
+        session, allowed, _when, _why = mailbox._smtp_invoicing_take_submission([10] * 10)
+        self.assertTrue(session)
+        self.assertEqual(allowed, 7, "70 of the 100 recipients of the day were taken by the killed workers")
+
+    def test_a_pause_that_lasts_past_a_day_asks_an_administrator_once(self):
+        """Pauses in a row for more than a day give one to-do to a Settings administrator, not one per pause."""
+        from odoo.addons.smtp_invoicing.lib.providers import classify_reply
+
+        gmail = self.stand_in(GmailStandIn)
+        mailbox = self.provider_mailbox(gmail, "gmail")
+        slow_down = classify_reply(550, "5.4.5 Daily user sending limit exceeded.")
+        mailbox._smtp_invoicing_pause(slow_down, "550 5.4.5")
+        todo = "Mailbox paused for more than a day"
+        self.assertNotIn(todo, mailbox.activity_ids.mapped("summary"))
+        self.env.cr.execute(
+            "UPDATE smtp_invoicing_mailbox"
+            " SET smtp_invoicing_paused_since = smtp_invoicing_paused_since - interval '2 days' WHERE id = %s",
+            [mailbox.id],
+        )
+        self.env.invalidate_all()
+        mailbox._smtp_invoicing_pause(slow_down, "550 5.4.5")
+        mailbox._smtp_invoicing_pause(slow_down, "550 5.4.5")
+        self.assertEqual(mailbox.activity_ids.mapped("summary").count(todo), 1)
+        self.assertEqual(mailbox.activity_ids.filtered(lambda a: a.summary == todo).user_id, self.env.user)

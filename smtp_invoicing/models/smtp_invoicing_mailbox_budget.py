@@ -240,9 +240,19 @@ class SmtpInvoicingMailbox(models.Model):
                 """UPDATE smtp_invoicing_submission
                       SET recipients = CASE WHEN count > 0 THEN recipients * %s / count ELSE 0 END,
                           count = %s, open_until = NULL
-                    WHERE id = %s""",
+                    WHERE id = %s
+                RETURNING mailbox_id""",
                 [accepted, accepted, submission_id],
             )
+            (mailbox_id,) = cr.fetchone()
+            if accepted:
+                # mails leave again: a later pause starts a new count of how long it lasts
+                cr.execute(
+                    """UPDATE smtp_invoicing_mailbox SET smtp_invoicing_paused_since = NULL
+                        WHERE id = %s AND smtp_invoicing_paused_since IS NOT NULL
+                          AND (smtp_invoicing_paused_until IS NULL OR smtp_invoicing_paused_until <= %s)""",
+                    [mailbox_id, fields.Datetime.now()],
+                )
 
     def _smtp_invoicing_limit_reason(self, kind):
         """Why mails wait, in the words of the mailbox's provider."""
