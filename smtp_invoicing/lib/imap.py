@@ -285,6 +285,34 @@ def append_sent(client, message_bytes, folder=None, msg_time=None):
     return folder
 
 
+# A Message-ID Odoo looks for: one token in angle brackets, nothing to quote or escape.
+_MESSAGE_ID = re.compile(r"<[^\s<>\"\\]+>")
+_FROM_ITEM = "BODY.PEEK[HEADER.FIELDS (FROM)]"
+
+
+def find_sent(client, message_ids, folder=None):
+    """{message id: the From header of its copy in the Sent folder, or None when there is none}.
+
+    Headers only, nothing changed: the Sent folder (``folder``, else the one flagged ``\\Sent``)
+    is EXAMINEd (read-only), each Message-ID is one ``SEARCH HEADER Message-ID``, and only the
+    From header of what it finds is fetched (``BODY.PEEK``). What cannot be looked up (no Sent
+    folder, not a plain ``<id@host>``) is left out: not known.
+    """
+    found = {message_id: None for message_id in message_ids if _MESSAGE_ID.fullmatch(message_id or "")}
+    folder = folder or (client.find_special_folder(SENT) if found else None)
+    if not found or folder is None:
+        return {}
+    client.select_folder(folder, readonly=True)
+    for message_id in list(found):
+        uids = client.search(["HEADER", "Message-ID", message_id])
+        if not uids:
+            continue
+        uid = max(uids)
+        data = client.fetch([uid], [_FROM_ITEM]).get(uid) or {}
+        found[message_id] = str(_parse_headers(_header_value(data)).get("From") or "")
+    return found
+
+
 # --------------------------------------------------------------------------- one visit of a mailbox
 
 
@@ -293,22 +321,47 @@ class Visit:
     """What one IMAP session did for a mailbox (see :func:`visit`).
 
     ``poll``: the PollResult, or None when bounce tracking is off; ``copies``: {key: None
-    when filed in Sent, or the ImapCheckError that kept it out}.
+    when filed in Sent, or the ImapCheckError that kept it out}; ``found``: {message id: From
+    of its copy in the Sent folder, or None} of the ``lookups`` (empty when the Sent folder
+    could not be read); ``files_sent``: whether the copy of ``probe`` was already in the Sent
+    folder (the server files its own copies), None when not asked or not known.
     """
 
     poll: PollResult | None = None
     copies: dict = field(default_factory=dict)
+    found: dict = field(default_factory=dict)
+    files_sent: bool | None = None
 
 
-def visit(client, *, copies=(), poll_state=None, limit=5000):
-    """File the Sent copies, then poll the INBOX for reports, in one logged-in session.
+def visit(client, *, copies=(), poll_state=None, limit=5000, lookups=(), probe=None):
+    """Look up sent mails in the Sent folder, file the Sent copies, then poll the INBOX, in one session.
 
+    ``lookups``: Message-IDs whose copy is looked for in the Sent folder (:func:`find_sent`),
+    before anything is appended. ``probe``: one of them, asked before the first copy is filed:
+    when its copy is there, the server files copies itself and ``copies`` are not appended.
     ``copies``: [(key, raw bytes, datetime sent)]; each is appended as sent (``\\Seen``) to
     the Sent folder, one failing copy does not stop the others. ``poll_state``:
     (uidvalidity or None, last_uid) to poll, or None not to. A broken connection raises.
     """
     result = Visit()
     folder = None
+    if lookups:
+        try:
+            folder = client.find_special_folder(SENT)
+            if folder is not None:  # no Sent folder: nothing is known, nothing decided
+                result.found = find_sent(client, lookups, folder=folder)
+        except IMAPClientError as exc:
+            if isinstance(exc, IMAPClientAbortError):
+                raise
+            _logger.info("IMAP Sent folder could not be searched: %s", type(exc).__name__)
+            if probe is not None:  # whether the server files copies is not known: none is filed yet
+                error = _classify(exc)
+                result.copies = {key: error for key, _raw, _when in copies}
+                copies = ()
+    if probe is not None and probe in result.found:
+        result.files_sent = result.found[probe] is not None
+        if result.files_sent:
+            copies = ()
     for key, raw, when in copies:
         try:
             folder = append_sent(client, raw, folder=folder, msg_time=when)

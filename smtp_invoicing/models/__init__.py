@@ -29,4 +29,5 @@ from . import smtp_invoicing_bounce
 from . import smtp_invoicing_mailbox_bounces
 from . import smtp_invoicing_mailbox_bounces_poll
 from . import smtp_invoicing_mailbox_sent_copy
+from . import smtp_invoicing_mailbox_sender_check
 from . import account_move_bounce

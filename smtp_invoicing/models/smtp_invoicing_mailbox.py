@@ -31,6 +31,10 @@ CONNECTION_FIELDS = frozenset(
         "smtp_invoicing_sent_copy",
     }
 )
+# What the Sent folder told (smtp_invoicing_mailbox_sent_copy.py, smtp_invoicing_mailbox_sender_check.py)
+# holds for one server and account: changing one of these asks again.
+SERVER_FILES_SENT_FIELDS = frozenset({"smtp_host", "smtp_user", "smtp_invoicing_preset", "smtp_invoicing_imap_host"})
+SENDER_CHECK_FIELDS = SERVER_FILES_SENT_FIELDS | {"sender_email"}
 
 
 class SmtpInvoicingMailbox(models.Model):
@@ -209,6 +213,8 @@ class SmtpInvoicingMailbox(models.Model):
         - A changed connection setting invalidates a previous verification.
         - Another sign-in kind forgets the previous secret: the owner connects the mailbox again.
         - A Sent copy switched off drops the copies still waiting.
+        - Another server, account or provider asks its Sent folder again whether the server files
+          its own copies; another sender too whether the From that leaves is the sender.
         """
         if "smtp_pass" in vals and (not vals["smtp_pass"] or vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS):
             vals = {key: value for key, value in vals.items() if key != "smtp_pass"}
@@ -218,7 +224,23 @@ class SmtpInvoicingMailbox(models.Model):
         to_reset = self.browse()
         if CONNECTION_FIELDS.intersection(vals) and "verification_state" not in vals:
             to_reset = self.filtered(lambda s: s.verification_state != "draft")
+        changed = {
+            name: self.sudo().filtered(lambda s, name=name: (s[name] or False) != (vals[name] or False))
+            for name in SENDER_CHECK_FIELDS.intersection(vals)
+        }
+        ask_files_sent = self.browse().union(*(changed[name] for name in SERVER_FILES_SENT_FIELDS & set(changed)))
+        ask_sender = self.browse().union(*changed.values())
         result = super().write(vals)
+        if ask_files_sent:
+            super(SmtpInvoicingMailbox, ask_files_sent).write({"smtp_invoicing_server_files_sent": "unknown"})
+        if ask_sender:
+            super(SmtpInvoicingMailbox, ask_sender).write(
+                {
+                    "smtp_invoicing_sender_check": "unknown",
+                    "smtp_invoicing_sender_check_message_id": False,
+                    "smtp_invoicing_sender_check_since": False,
+                }
+            )
         if {"sender_email", "from_filter"}.intersection(vals):
             self._smtp_invoicing_sync_from_filter()
         if to_reset:

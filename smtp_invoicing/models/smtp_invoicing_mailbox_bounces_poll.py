@@ -31,13 +31,28 @@ class _Visit:
     copies: list = dataclasses.field(default_factory=list)
     poll_state: tuple = None
     folder: str = None
+    probe: str = None  # Message-ID looked for in Sent before the first copy is filed
+    check: str = None  # Message-ID whose From is read back from Sent
+
+    @property
+    def lookups(self):
+        return list(dict.fromkeys(key for key in (self.probe, self.check) if key))
 
 
 def _open_and_visit(visit, limit):
-    """Thread: log in, file the Sent copies, poll the INBOX. Returns (client, imap.Visit), client still open."""
+    """Thread: log in, look up sent mails in Sent, file the Sent copies, poll the INBOX.
+    Returns (client, imap.Visit), client still open."""
     client = imap.open_session(**visit.request)
     try:
-        return client, imap.visit(client, copies=visit.copies, poll_state=visit.poll_state, limit=limit)
+        outcome = imap.visit(
+            client,
+            copies=visit.copies,
+            poll_state=visit.poll_state,
+            limit=limit,
+            lookups=visit.lookups,
+            probe=visit.probe,
+        )
+        return client, outcome
     except BaseException:
         imap.logout(client)
         raise
@@ -53,7 +68,9 @@ def _file_and_close(client, uids, folder):
 
 
 class SmtpInvoicingMailbox(models.Model):
-    """Reading own mailboxes: delivery reports in, Sent copies out, one IMAP session per mailbox per run.
+    """Reading own mailboxes: delivery reports in, Sent copies out, sent mails read back from the Sent
+    folder (``smtp_invoicing_mailbox_sent_copy.py``, ``smtp_invoicing_mailbox_sender_check.py``), one IMAP
+    session per mailbox per run.
 
     The same pattern as the verification: a short committed lease takes the mailbox, the
     IMAP work runs in a thread with no database connection, the result is recorded in
@@ -69,8 +86,10 @@ class SmtpInvoicingMailbox(models.Model):
             ("verification_state", "=", "verified"),
             ("smtp_invoicing_imap_host", "!=", False),
             "|",
+            "|",
             ("smtp_invoicing_track_bounces", "=", True),
             ("smtp_invoicing_sent_copy", "=", True),
+            ("smtp_invoicing_sender_check", "=", "pending"),
         ]
 
     @api.model
@@ -137,7 +156,9 @@ class SmtpInvoicingMailbox(models.Model):
     def _smtp_invoicing_take_visits(self, server_ids):
         """Take the mailboxes of ``server_ids`` that are free, in one short transaction; return their visits.
 
-        A mailbox with nothing to do (no tracking, no copy due) is not visited: no login.
+        A mailbox with nothing to do (no tracking, no copy due, no sent mail to read back) is not
+        visited: no login. Before a custom server's first copy is filed, its Message-ID is looked
+        for in the Sent folder (``probe``): whether the server files copies itself is asked once.
         """
         now = fields.Datetime.now()
         visits = []
@@ -166,7 +187,8 @@ class SmtpInvoicingMailbox(models.Model):
                     copies = Copy.search(
                         [("mailbox_id", "=", server.id), ("next_attempt_at", "<=", now)], order="id", limit=batch
                     )
-                if not copies and not server.smtp_invoicing_track_bounces:
+                check = server._smtp_invoicing_sender_check_due()
+                if not copies and not server.smtp_invoicing_track_bounces and not check:
                     continue
                 try:
                     request = server._smtp_invoicing_imap_request()
@@ -178,6 +200,10 @@ class SmtpInvoicingMailbox(models.Model):
                     continue
                 visit = _Visit(server.id, until, request=request, folder=server.smtp_invoicing_bounce_folder or None)
                 visit.copies = [(copy.id, copy._smtp_invoicing_raw(), copy.create_date) for copy in copies]
+                visit.check = check
+                if server._smtp_invoicing_asks_server_files_sent():
+                    # the mail read back answers it too; else the first copy about to be filed
+                    visit.probe = check or next((copy.message_id for copy in copies if copy.message_id), None)
                 if server.smtp_invoicing_track_bounces:
                     validity = server.smtp_invoicing_imap_uidvalidity
                     visit.poll_state = (
@@ -239,6 +265,10 @@ class SmtpInvoicingMailbox(models.Model):
                         smtp_invoicing_imap_last_uid=str(outcome.poll.last_uid),
                         smtp_invoicing_imap_polled_at=fields.Datetime.now(),
                     )
+                if visit.probe and outcome.files_sent is not None:
+                    server._smtp_invoicing_record_server_files_sent(outcome.files_sent)
+                if visit.check:
+                    server._smtp_invoicing_record_sender_check(visit.check, outcome.found)
                 copies = server.env["smtp_invoicing.sent.copy"].browse(list(outcome.copies)).exists()
                 for copy in copies:
                     error = outcome.copies[copy.id]

@@ -46,6 +46,17 @@ class SmtpInvoicingMailbox(models.Model):
     smtp_invoicing_sent_copy_error = fields.Text(
         string="Sent Copy Problem", compute="_compute_smtp_invoicing_sent_copy_status"
     )
+    smtp_invoicing_server_files_sent = fields.Selection(
+        [("unknown", "Not known yet"), ("yes", "Yes: Odoo adds none"), ("no", "No: Odoo adds it")],
+        string="Server Files Its Own Copy",
+        default="unknown",
+        required=True,
+        readonly=True,
+        copy=False,
+        help="Whether the outgoing server of a custom mailbox already puts every mail it sends in the Sent "
+        "folder. Before filing its first copy, Odoo looks for the mail in the Sent folder: found, the server "
+        "files them and Odoo adds none (no mail twice); not found, Odoo files them.",
+    )
 
     def _compute_smtp_invoicing_sent_copy_status(self):
         copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "in", self.ids)])
@@ -55,17 +66,50 @@ class SmtpInvoicingMailbox(models.Model):
             server.smtp_invoicing_sent_copy_count = len(mine)
             server.smtp_invoicing_sent_copy_error = failed[-1:].last_error or False
 
+    def _smtp_invoicing_files_sent_itself(self):
+        """True: the server files every mail it sends in the Sent folder itself (the provider documents
+        it, or a custom server's own copy was found there); False: it does not; None: not known yet."""
+        self.ensure_one()
+        documented = self._smtp_invoicing_profile().files_sent_copy
+        if documented is not None:
+            return documented
+        return {"yes": True, "no": False}.get(self.smtp_invoicing_server_files_sent)
+
+    def _smtp_invoicing_asks_server_files_sent(self):
+        """Whether the next session must look for a sent mail in the Sent folder before filing a copy."""
+        self.ensure_one()
+        return self._smtp_invoicing_files_sent_itself() is None
+
     def _smtp_invoicing_connect(self):
         """Mailboxes with a Sent copy keep the bytes of what their server accepts (see SENT)."""
         connection = super()._smtp_invoicing_connect()
-        # a provider that files its own copy (Gmail, Microsoft 365, Outlook.com) would show it twice
+        # a server that files its own copy (Gmail, Microsoft 365, Outlook.com, a custom server found
+        # to do it) would show it twice
         if (
             self.smtp_invoicing_sent_copy
             and self.smtp_invoicing_imap_host
-            and not self._smtp_invoicing_profile().files_sent_copy
+            and not self._smtp_invoicing_files_sent_itself()
         ):
             _remember_sent_bytes(connection, self.id)
         return connection
+
+    def _smtp_invoicing_record_server_files_sent(self, files):
+        """Remember the answer of the Sent folder (in the poll's recording transaction): the server
+        files its own copies (``files``), so the queued ones are dropped and none is queued again;
+        or it does not, and Odoo files them. Asked once."""
+        self.ensure_one()
+        self.smtp_invoicing_server_files_sent = "yes" if files else "no"
+        if files:
+            copies = self.env["smtp_invoicing.sent.copy"].sudo().search([("mailbox_id", "=", self.id)])
+            copies.unlink()
+            mailbox = self.with_context(lang=self._smtp_invoicing_reader_lang())
+            mailbox._message_log(
+                body=mailbox.env._(
+                    "The outgoing server already files the mails it sends in the Sent folder: Odoo adds no copy "
+                    "of its own (%(count)s waiting copy(ies) dropped).",
+                    count=len(copies),
+                )
+            )
 
     def _smtp_invoicing_send_email(self, send, smtp_session=None):
         """Queue the Sent copy of a mail the mailbox's server accepted.
