@@ -122,7 +122,7 @@ class BounceCase(SmtpInvoicingCase):
         vals.update(values)
         mailbox = self.verify(self.create_mailbox(**vals))
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
-        self.invoice_template.mail_server_id = mailbox
+        self.invoice_template.mail_server_id = mailbox.mail_server_id
         return mailbox
 
     def user_flags(self, login, mailbox="INBOX"):
@@ -158,7 +158,7 @@ class BounceCase(SmtpInvoicingCase):
         """The bounce scheduled action, as the cron worker runs it, then a fresh look at what it committed."""
         self.env.flush_all()
         with freeze_time(fields.Datetime.now() + timedelta(minutes=minutes)):
-            self.env["ir.mail_server"]._cron_poll_mailboxes()
+            self.env["smtp_invoicing.mailbox"]._cron_poll_mailboxes()
         self.env.invalidate_all()
 
     def counting_sessions(self):
@@ -345,7 +345,8 @@ class TestBounces(BounceCase):
         self.send_and_print(invoice)
         self.env.flush_all()
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_invoicing_imap_port = %s WHERE id = %s", [closed_port(), mailbox.id]
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_imap_port = %s WHERE id = %s",
+            [closed_port(), mailbox.id],
         )
         self.env.invalidate_all()
         with mute_logger(POLL_LOGGER):
@@ -369,16 +370,17 @@ class TestBounces(BounceCase):
         self.assertEqual(len(self.server.messages), 1)
 
     def test_presets_fill_the_incoming_side(self):
-        """Presets fill IMAP host and port; the Sent copy is on for Microsoft 365, Outlook.com, OVH, off for Gmail."""
+        """Presets fill IMAP host and port; the Sent copy is on for OVH, off for Gmail, Microsoft 365 and Outlook.com,
+        which file the mails sent through their SMTP in the Sent folder themselves (lib/presets.py)."""
         action = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_action")
         form = Form(
-            self.env["ir.mail_server"].with_context(action.context and eval(action.context)),
+            self.env["smtp_invoicing.mailbox"].with_context(action.context and eval(action.context)),
             view="smtp_invoicing.smtp_invoicing_mailbox_view_form",
         )
         expected = {
             "gmail": ("imap.gmail.com", 993, False),
-            "microsoft365": ("outlook.office365.com", 993, True),
-            "outlook": ("outlook.office365.com", 993, True),
+            "microsoft365": ("outlook.office365.com", 993, False),
+            "outlook": ("outlook.office365.com", 993, False),
             "ovh": ("ssl0.ovh.net", 993, True),
         }
         for preset, values in expected.items():

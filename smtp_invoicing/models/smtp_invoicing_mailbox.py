@@ -210,9 +210,7 @@ class SmtpInvoicingMailbox(models.Model):
         - Another sign-in kind forgets the previous secret: the owner connects the mailbox again.
         - A Sent copy switched off drops the copies still waiting.
         """
-        if "smtp_pass" in vals and (
-            not vals["smtp_pass"] or vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS
-        ):
+        if "smtp_pass" in vals and (not vals["smtp_pass"] or vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS):
             vals = {key: value for key, value in vals.items() if key != "smtp_pass"}
         kind_changed = self.browse()
         if "smtp_invoicing_auth_kind" in vals:
