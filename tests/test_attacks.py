@@ -31,7 +31,7 @@ class TestAttacks(MailboxCase):
             "subject": "Invoice",
             "body_html": "<p>Invoice</p>",
             "email_from": MAILBOX_LOGIN,
-            "mail_server_id": self.mailbox.id,
+            "mail_server_id": self.mailbox.mail_server_id.id,
             "record_company_id": self.company.id,
         }
         vals.update(values)
@@ -68,7 +68,7 @@ class TestAttacks(MailboxCase):
             ):
                 self.create_mailbox(**{field: "billing@invoicing.test\x00Bcc: victim@evil.test"})
         for host in ("::1", "192.0.2.1", "smtp.gmail.com", "smtp.exämple.de"):
-            self.assertTrue(self.create_mailbox(smtp_host=host, smtp_invoicing_mailbox=True))
+            self.assertTrue(self.create_mailbox(smtp_host=host))
 
     def test_rendered_headers_cannot_add_or_split_headers(self):
         """CR/LF in template-rendered subject and names, or RFC 2047 words decoding to CR/LF, add no header."""
@@ -86,7 +86,7 @@ class TestAttacks(MailboxCase):
                 "email_to": "{{ object.email }}",
                 "reply_to": "{{ object.name }} <reply@invoicing.test>",
                 "body_html": "<p>Hello</p>",
-                "mail_server_id": self.mailbox.id,
+                "mail_server_id": self.mailbox.mail_server_id.id,
             }
         )
         with real_smtp(), mute_logger("odoo.addons.mail.models.mail_mail"):
@@ -111,7 +111,7 @@ class TestAttacks(MailboxCase):
         """Even a sender name with CR/LF written to the database behind the ORM's back adds no header."""
         self.env.flush_all()
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET sender_name = %s WHERE id = %s",
+            "UPDATE smtp_invoicing_mailbox SET sender_name = %s WHERE id = %s",
             ["ACME\r\nBcc: victim@evil.test", self.mailbox.id],
         )
         self.mailbox.invalidate_recordset()
@@ -130,9 +130,9 @@ class TestAttacks(MailboxCase):
         for message in self.mailbox.message_ids:
             self.assertNotIn("<script", str(message.body))
             self.assertNotIn("<img", str(message.body))
-        views = self.env["ir.mail_server"].get_views([(False, "form"), (False, "list"), (False, "search")])
+        views = self.env["smtp_invoicing.mailbox"].get_views([(False, "form"), (False, "list"), (False, "search")])
         for name in ("sender_name", "name", "verification_message", "sender_email"):
-            self.assertIn(views["models"]["ir.mail_server"]["fields"][name]["type"], ("char", "text"), name)
+            self.assertIn(views["models"]["smtp_invoicing.mailbox"]["fields"][name]["type"], ("char", "text"), name)
         for view in views["views"].values():
             self.assertNotIn('widget="html"', view["arch"])
         self.send()

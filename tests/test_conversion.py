@@ -1,10 +1,14 @@
 """*Use as own mailbox* on a core outgoing server: converted in place, password kept and encrypted, verified."""
 
+import os
+from unittest.mock import patch
+
 from lxml import etree
 
 from odoo.exceptions import UserError
 
-from odoo.addons.smtp_invoicing.models.ir_mail_server_conversion import sender_of
+from odoo.addons.smtp_invoicing.lib import tls
+from odoo.addons.smtp_invoicing.models.ir_mail_server import sender_of
 
 from common import MAILBOX_LOGIN, PASSWORD, MailboxCase
 
@@ -13,6 +17,16 @@ class TestConversion(MailboxCase):
     def setUp(self):
         super().setUp()
         self.loopback = self.start_server()
+        # the loopback server's CA trusted as the system's own CAs trust a public provider: a core server
+        # has no extra CA of its own, and its conversion keeps what the server has
+        self.trust_system_wide(self.pki.ca_path)
+
+    def trust_system_wide(self, ca_path):
+        environ = patch.dict(os.environ, {"SSL_CERT_FILE": ca_path})
+        environ.start()
+        tls._cached_ssl_context.cache_clear()
+        self.addCleanup(tls._cached_ssl_context.cache_clear)
+        self.addCleanup(environ.stop)
 
     def core_server(self, **values):
         """An outgoing server as an administrator makes it in Settings › Technical › Outgoing Mail Servers."""
@@ -24,34 +38,53 @@ class TestConversion(MailboxCase):
             "smtp_authentication": "login",
             "smtp_user": MAILBOX_LOGIN,
             "smtp_pass": PASSWORD,
-            # a self-hosted server's CA, which the loopback server needs (public providers do not)
-            "smtp_invoicing_ca_cert": self.pki.ca_pem,
         }
         vals.update(values)
         return self.env["ir.mail_server"].create(vals)
 
     def password_columns(self, server):
+        """Core's clear column of ``server`` and the encrypted column of the mailbox on it (None if none)."""
         self.env.flush_all()
         self.env.cr.execute(
-            "SELECT smtp_pass, smtp_invoicing_password_enc FROM ir_mail_server WHERE id = %s", [server.id]
+            "SELECT server.smtp_pass, mailbox.smtp_invoicing_password_enc FROM ir_mail_server server"
+            " LEFT JOIN smtp_invoicing_mailbox mailbox ON mailbox.mail_server_id = server.id WHERE server.id = %s",
+            [server.id],
         )
         return self.env.cr.fetchone()
 
+    def state_of(self, server):
+        """What a conversion changes: the mailboxes on ``server`` and its core settings."""
+        self.env.invalidate_all()
+        mailboxes = self.env["smtp_invoicing.mailbox"].with_context(active_test=False).search_count([])
+        return (
+            mailboxes,
+            server.smtp_invoicing_mailbox_ids.ids,
+            server.read(["name", "smtp_host", "smtp_user", "from_filter", "active"]),
+            self.password_columns(server),
+        )
+
     def assertConvertedAndVerified(self, server):
+        """Convert ``server``: a mailbox on this very server, pending, opened in the mailbox form, then verified
+        by the scheduled action with the kept password; return the mailbox."""
         auth_before = len(self.loopback.auth_attempts)
+        servers_before = self.env["ir.mail_server"].with_context(active_test=False).search_count([])
         action = server.action_smtp_invoicing_convert()
-        self.assertTrue(server.smtp_invoicing_mailbox)
-        self.assertEqual(server.verification_state, "pending")
+        mailbox = server.smtp_invoicing_mailbox_ids
+        self.assertEqual(len(mailbox), 1)
+        self.assertEqual(mailbox.mail_server_id, server, "converted in place: no new server")
+        self.assertEqual(self.env["ir.mail_server"].with_context(active_test=False).search_count([]), servers_before)
+        self.assertEqual(mailbox.verification_state, "pending")
         self.assertEqual(
             (action["res_model"], action["res_id"], action["views"]),
             (
-                "ir.mail_server",
-                server.id,
+                "smtp_invoicing.mailbox",
+                mailbox.id,
                 [(self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_form").id, "form")],
             ),
         )
-        self.env["ir.mail_server"]._cron_verify_mail_servers()
-        self.assertEqual(server.verification_state, "verified", server.verification_message)
+        self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
+        self.env.invalidate_all()
+        self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
         self.assertEqual(
             [attempt[1:] for attempt in self.loopback.auth_attempts[auth_before:]], [(MAILBOX_LOGIN, PASSWORD)]
         )
@@ -59,23 +92,24 @@ class TestConversion(MailboxCase):
         self.assertFalse(clear, "an own mailbox's password is never in core's clear column")
         self.assertTrue(encrypted)
         self.assertNotIn(PASSWORD, encrypted)
+        return mailbox
 
     def test_core_server_becomes_a_verified_mailbox_in_place(self):
         """The same record becomes an own mailbox, its clear password encrypted, sender and company filled, verified."""
         server = self.core_server()
         self.assertEqual(self.password_columns(server), (PASSWORD, None), "core keeps its password in clear")
-        self.assertConvertedAndVerified(server)
-        self.assertEqual(server.name, "Office relay")
-        self.assertEqual((server.sender_email, server.sender_name), (MAILBOX_LOGIN, self.company.name))
-        self.assertEqual(server.smtp_invoicing_company_id, self.mailbox_user.company_id)
-        self.assertEqual(server.smtp_invoicing_preset, "custom")
-        self.assertIn("Converted from an outgoing server", " ".join(server.message_ids.mapped("body")))
+        mailbox = self.assertConvertedAndVerified(server)
+        self.assertEqual((mailbox.name, server.name), ("Office relay", "Office relay"))
+        self.assertEqual((mailbox.sender_email, mailbox.sender_name), (MAILBOX_LOGIN, self.company.name))
+        self.assertEqual(mailbox.smtp_invoicing_company_id, self.mailbox_user.company_id)
+        self.assertEqual(mailbox.smtp_invoicing_preset, "custom")
+        self.assertIn("Converted from an outgoing server", " ".join(mailbox.message_ids.mapped("body")))
 
     def test_gmail_server_gets_the_gmail_preset(self):
         """A server on smtp.gmail.com is shown with the Gmail preset (and its App Password help)."""
         server = self.core_server(smtp_host="smtp.gmail.com", smtp_port=587)
         server.action_smtp_invoicing_convert()
-        self.assertEqual(server.smtp_invoicing_preset, "gmail")
+        self.assertEqual(server.smtp_invoicing_mailbox_ids.smtp_invoicing_preset, "gmail")
 
     def test_sender_comes_from_the_user_name_else_a_full_from_filter(self):
         """The sender is the user name when it is an address, else FROM Filtering when it is one full address."""
@@ -86,12 +120,13 @@ class TestConversion(MailboxCase):
         self.assertFalse(sender_of(False, False))
 
     def assertRefused(self, server, text):
-        before = server.read(["smtp_invoicing_mailbox", "verification_state", "sender_email"])
+        """The conversion of ``server`` is refused with ``text`` and its name, and changes nothing."""
+        before = self.state_of(server)
         with self.assertRaises(UserError) as caught:
             server.action_smtp_invoicing_convert()
         self.assertIn(text, caught.exception.args[0])
         self.assertIn(server.name, caught.exception.args[0])
-        self.assertEqual(server.read(["smtp_invoicing_mailbox", "verification_state", "sender_email"]), before)
+        self.assertEqual(self.state_of(server), before)
         self.assertFalse(self.loopback.auth_attempts)
 
     def test_unlicensed_user_name_is_refused(self):
@@ -111,15 +146,19 @@ class TestConversion(MailboxCase):
         self.assertRefused(self.core_server(name="Anonymous relay", smtp_user=False), "user name and password")
 
     def test_own_mailbox_is_refused(self):
-        """An own mailbox cannot be converted again."""
-        self.assertRefused(self.create_mailbox(), "already an own mailbox")
+        """The server of an own mailbox, archived or not, cannot be converted again."""
+        self.assertRefused(self.create_mailbox().mail_server_id, "already an own mailbox")
+        archived = self.create_mailbox(name="Archived mailbox")
+        archived.active = False
+        self.assertRefused(archived.mail_server_id, "already an own mailbox")
 
     def test_button_on_core_form_for_core_servers_only(self):
         """Core's server form has *Use as own mailbox* for Settings administrators, hidden on own mailboxes."""
         views = self.env["ir.mail_server"].get_views([(self.env.ref("base.ir_mail_server_form").id, "form")])
         arch = etree.fromstring(views["views"]["form"]["arch"])
         [button] = arch.xpath("//header/button[@name='action_smtp_invoicing_convert']")
-        self.assertEqual(button.get("invisible"), "smtp_invoicing_mailbox")
+        self.assertEqual(button.get("invisible"), "smtp_invoicing_mailbox_ids")
+        self.assertIn("smtp_invoicing_mailbox_ids", views["models"]["ir.mail_server"]["fields"], "read by the form")
         self.assertTrue(button.get("confirm"))
         view = self.env.ref("smtp_invoicing.ir_mail_server_form_smtp_invoicing_conversion")
         self.assertIn('groups="base.group_system"', view.arch_db)

@@ -22,7 +22,9 @@ class TestDemoData(TransactionCase):
                 (mailbox.smtp_host, mailbox.smtp_port, mailbox.smtp_encryption), ("127.0.0.1", 2525, "starttls")
             )
             self.assertEqual(mailbox._smtp_invoicing_licensed_user().login, login)
-            self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [mailbox.id])
+            self.assertEqual(mailbox._name, "smtp_invoicing.mailbox")
+            self.env.flush_all()
+            self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [mailbox.mail_server_id.id])
             self.assertFalse(self.env.cr.fetchone()[0], "the clear column stays empty")
             token = mailbox.sudo().smtp_invoicing_password_enc
             self.assertEqual(secret_box().decrypt(token, mailbox._smtp_invoicing_secret_context()), "demo-password")

@@ -61,7 +61,8 @@ class TestFixActivities(MailboxCase):
         mailbox = self.create_mailbox()
         self.env.flush_all()
         self.env.cr.execute(
-            "UPDATE ir_mail_server SET smtp_invoicing_password_enc = 'gAAAAAgarbage' WHERE id = %s", [mailbox.id]
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_password_enc = 'gAAAAAgarbage' WHERE id = %s",
+            [mailbox.id],
         )
         mailbox.invalidate_recordset()
         self.verify(mailbox)
@@ -73,30 +74,48 @@ class TestFixActivities(MailboxCase):
         mailbox = self.create_mailbox()
         core = self.env["ir.mail_server"].create({"name": "Relay", "smtp_host": "relay.invoicing.test"})
         form = self.env.ref(MAILBOX_FORM)
-        self.assertEqual(mailbox.get_formview_id(), form.id)
-        self.assertEqual(mailbox.get_formview_action()["views"], [(form.id, "form")])
-        self.assertNotEqual(core.get_formview_id(), form.id)
+        core_form = self.env.ref("base.ir_mail_server_form")
+
+        def opened(record, views):
+            """The form view the web client shows for ``views`` of a link to ``record``."""
+            [(view_id, view_type)] = views
+            return record.get_views([(view_id, view_type)])["views"][view_type]["id"]
+
+        action = mailbox.get_formview_action()
+        self.assertEqual((action["res_model"], action["res_id"]), ("smtp_invoicing.mailbox", mailbox.id))
+        self.assertEqual(opened(mailbox, action["views"]), form.id)
+        self.assertEqual(opened(mailbox, [(mailbox.get_formview_id(), "form")]), form.id)
+        for server in (core, mailbox.mail_server_id):
+            self.assertEqual(opened(server, server.get_formview_action()["views"]), core_form.id)
 
     def test_activity_menu_lists_own_mailboxes_under_the_product(self):
-        """The activity menu shows own mailboxes' to-dos as "Own Mailboxes", opening the product's list and form."""
+        """The activity menu shows own mailboxes' to-dos in their model's own group, opening the product's list
+        and form; core servers take no activity."""
         mailbox = self.create_mailbox()
-        core = self.env["ir.mail_server"].create({"name": "Relay", "smtp_host": "relay.invoicing.test"})
-        for server in (mailbox, core):
-            server.activity_schedule("mail.mail_activity_data_todo", summary="Check", user_id=self.env.uid)
-        groups = {group["name"]: group for group in self.env["res.users"]._get_activity_groups()}
-        own = groups["Own Mailboxes"]
-        self.assertEqual((own["model"], own["total_count"]), ("ir.mail_server", 1))
+        other = self.create_mailbox(name="Reminders mailbox")
+        mailbox.activity_schedule("mail.mail_activity_data_todo", summary="Check", user_id=self.env.uid)
+        self.assertEqual(mailbox.activity_ids.res_model, "smtp_invoicing.mailbox")
+        self.assertFalse(other.activity_ids)
+        self.assertNotIn("activity_ids", self.env["ir.mail_server"]._fields, "core servers get no activity")
+        groups = {group["model"]: group for group in self.env["res.users"]._get_activity_groups()}
+        own = groups["smtp_invoicing.mailbox"]
+        self.assertEqual((own["name"], own["total_count"]), ("Own Mailbox", 1))
+        self.assertIn("/smtp_invoicing/", own["icon"], "the product's icon")
+        self.assertNotIn("ir.mail_server", groups)
+        self.assertNotIn("mail.activity", groups, "the administrator reads the mailbox: not 'Other activities'")
+        # the group opens the model's default views in list first (core's activity menu: the views of
+        # ActivityMenu.availableViews, view_type "list"): the product's own list and form
+        self.assertEqual(own["view_type"], "list")
+        views = self.env["smtp_invoicing.mailbox"].get_views(
+            [(False, "kanban"), (False, "list"), (False, "form"), (False, "activity")]
+        )["views"]
         self.assertEqual(
-            own["smtp_invoicing_views"],
-            [
-                [self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_list").id, "list"],
-                [self.env.ref(MAILBOX_FORM).id, "form"],
-            ],
+            (views["list"]["id"], views["form"]["id"]),
+            (self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_list").id, self.env.ref(MAILBOX_FORM).id),
         )
-        self.assertEqual(own["domain"], [("smtp_invoicing_mailbox", "=", True)])
-        [servers] = [group for group in groups.values() if group["model"] == "ir.mail_server" and group is not own]
-        self.assertEqual(servers["total_count"], 1)
-        self.assertNotIn("smtp_invoicing_views", servers)
+        # with core's domain, the list shows the mailboxes with a to-do of this user only
+        listed = self.env["smtp_invoicing.mailbox"].search([("activity_user_id", "=", self.env.uid)])
+        self.assertEqual(listed, mailbox)
 
     def test_verify_a_mailbox_nobody_connected_is_refused(self):
         """A mailbox created without password cannot be verified: the refusal says who types it."""

@@ -16,18 +16,18 @@ MAILBOX_FORM = "smtp_invoicing.smtp_invoicing_mailbox_view_form"
 class TestMailboxForm(MailboxCase):
     def mailbox_form(self, record=None):
         action = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_action")
-        model = self.env["ir.mail_server"].with_context(eval(action.context))
+        model = self.env["smtp_invoicing.mailbox"].with_context(eval(action.context))
         return Form(record or model, view=MAILBOX_FORM)
 
     def test_own_mailbox_form_offers_tls_and_ssl_only(self):
         """The own-mailbox form, as an administrator loads it, offers TLS (STARTTLS) and SSL, never None."""
-        views = self.env["ir.mail_server"].get_views([(self.env.ref(MAILBOX_FORM).id, "form")])
+        views = self.env["smtp_invoicing.mailbox"].get_views([(self.env.ref(MAILBOX_FORM).id, "form")])
         arch = etree.fromstring(views["views"]["form"]["arch"])
         [protocol] = arch.xpath("//field[@name='smtp_invoicing_protocol']")
         self.assertEqual(protocol.get("widget"), "radio")
         hidden = [node.get("invisible") for node in arch.xpath("//field[@name='smtp_encryption']")]
         self.assertEqual(hidden, ["1"], "core's field, with None, is only there hidden, for the onchanges")
-        described = views["models"]["ir.mail_server"]["fields"]["smtp_invoicing_protocol"]["selection"]
+        described = views["models"]["smtp_invoicing.mailbox"]["fields"]["smtp_invoicing_protocol"]["selection"]
         self.assertEqual([value for value, _label in described], ["starttls", "ssl"])
         core = dict(self.env["ir.mail_server"].fields_get(["smtp_encryption"])["smtp_encryption"]["selection"])
         self.assertEqual(dict(described), {key: core[key] for key in ("starttls", "ssl")}, "core's labels")
@@ -37,6 +37,7 @@ class TestMailboxForm(MailboxCase):
         views = self.env["ir.mail_server"].get_views([(self.env.ref("base.ir_mail_server_form").id, "form")])
         arch = etree.fromstring(views["views"]["form"]["arch"])
         self.assertTrue(arch.xpath("//field[@name='smtp_encryption']"))
+        self.assertFalse(arch.xpath("//field[@name='smtp_invoicing_protocol']"))
         described = views["models"]["ir.mail_server"]["fields"]["smtp_encryption"]["selection"]
         self.assertEqual([value for value, _label in described], ["none", "starttls", "ssl"])
 
@@ -64,10 +65,13 @@ class TestMailboxForm(MailboxCase):
 
     def test_unencrypted_server_shows_no_protocol(self):
         """A server without encryption shows no protocol on the own-mailbox form rather than a wrong one."""
-        server = self.env["ir.mail_server"].create(
-            {"name": "Relay", "smtp_host": "relay.test", "smtp_encryption": "none"}
-        )
-        self.assertFalse(server.smtp_invoicing_protocol)
+        mailbox = self.create_mailbox()
+        self.assertEqual(mailbox.smtp_invoicing_protocol, "starttls")
+        # the server behind the mailbox, switched to no encryption behind the mailbox's back (core's form)
+        mailbox.mail_server_id.smtp_encryption = "none"
+        self.assertEqual(mailbox.smtp_encryption, "none")
+        self.assertFalse(mailbox.smtp_invoicing_protocol)
+        self.assertFalse(self.mailbox_form(mailbox).smtp_invoicing_protocol)
 
 
 class TestReminderButton(SmtpInvoicingCase):

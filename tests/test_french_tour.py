@@ -28,7 +28,8 @@ class TestFrenchAdministrator(SmtpInvoicingCase, HttpCase):
 
         self.start_tour("/odoo/action-account.action_account_config", "smtp_invoicing_french_setup", login="accountman")
         self.assertEqual(params.get_param("smtp_invoicing.enabled"), "True")
-        mailbox = self.env["ir.mail_server"].search([("name", "=", "Boîte factures")])
+        mailbox = self.env["smtp_invoicing.mailbox"].search([("name", "=", "Boîte factures")])
+        self.assertEqual(len(mailbox), 1)
         self.assertEqual(mailbox.smtp_port, self.server.port)
         self.run_verification_cron()
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
@@ -39,7 +40,7 @@ class TestFrenchAdministrator(SmtpInvoicingCase, HttpCase):
             login="accountman",
         )
         self.env.invalidate_all()
-        self.assertEqual(template.mail_server_id, mailbox)
+        self.assertEqual(template.mail_server_id, mailbox.mail_server_id)
         self.assertEqual(self.server.messages, [], "the email waits in the queue")
         with real_smtp():
             self.env["mail.mail"].process_email_queue()

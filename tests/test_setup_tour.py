@@ -30,11 +30,12 @@ class TestSetupTour(HttpCase):
 
         self.start_tour("/odoo/action-account.action_account_config", "smtp_invoicing_setup", login="admin")
 
-        mailbox = self.env["ir.mail_server"].search([("name", "=", "Gmail invoices")])
+        mailbox = self.env["smtp_invoicing.mailbox"].search([("name", "=", "Gmail invoices")])
+        self.assertEqual(len(mailbox), 1)
         self.assertEqual(mailbox.verification_state, "pending")
         self.assertTrue(params.get_param("smtp_invoicing.enabled"))
         self.assertEqual(mailbox.smtp_invoicing_preset, "gmail")
-        self.env["ir.mail_server"]._cron_verify_mail_servers()
+        self.env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
         self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
         self.assertEqual([attempt[1:] for attempt in server.auth_attempts], [(MAILBOX_LOGIN, PASSWORD)])
 

@@ -35,7 +35,7 @@ class TestVerifyShowsItsResult(MailboxFixture, WebsocketCase):
                     if requested:
                         params.set_param("smtp_invoicing.tour_check_now", False)
                         cr.commit()
-                        env["ir.mail_server"]._cron_verify_mail_servers()
+                        env["smtp_invoicing.mailbox"]._cron_verify_mail_servers()
                 if requested:
                     for websocket in list(dispatch._channels_to_ws.get(channel, ())):
                         websocket.trigger_notification_dispatching()
@@ -73,10 +73,11 @@ class TestActivityMenuTour(MailboxFixture, HttpCase):
         cls.setup_mailbox_fixture(cls.env.ref("base.main_company"))
 
     def test_activity_menu_opens_the_product_form(self):
-        """An own mailbox's to-do, from the activity menu, leads to the product's list and form, not core's."""
+        """An own mailbox's to-do, from core's activity menu, is in the group of its model (smtp_invoicing.mailbox)
+        and leads to the product's list and form, not core's."""
         admin = self.env.ref("base.user_admin")
         mailbox = self.create_mailbox()
-        relay = self.env["ir.mail_server"].create({"name": "Relay", "smtp_host": "relay.invoicing.test"})
-        for server in (mailbox, relay):
-            server.activity_schedule("mail.mail_activity_data_todo", summary="Check", user_id=admin.id)
+        self.create_mailbox(name="Reminders mailbox")
+        todo = mailbox.activity_schedule("mail.mail_activity_data_todo", summary="Check", user_id=admin.id)
+        self.assertEqual(todo.res_model, "smtp_invoicing.mailbox")
         self.start_tour("/odoo", "smtp_invoicing_activity_menu", login="admin")

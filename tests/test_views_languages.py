@@ -38,8 +38,9 @@ class TestViewsInEveryLanguage(TransactionCase):
         """The product's own mailbox form reads differently in each shipped language than in English."""
         installed = [code for code, _name in self.env["res.lang"].get_installed()]
         form = self.env.ref("smtp_invoicing.smtp_invoicing_mailbox_view_form")
+        mailboxes = self.env["smtp_invoicing.mailbox"]
         arch = {
-            lang: self.env["ir.mail_server"].with_context(lang=lang).get_views([(form.id, "form")])["views"]["form"]
+            lang: mailboxes.with_context(lang=lang).get_views([(form.id, "form")])["views"]["form"]
             for lang in ("en_US", *LANGUAGES)
             if lang in installed
         }
@@ -63,7 +64,10 @@ class TestViewsInEveryLanguage(TransactionCase):
     def test_every_view_of_the_extended_models_opens_in_every_language(self):
         """The default list, form and search views of every model the product adds views to build in fr, de, es."""
         models = set(self.views.filtered(lambda v: v.type in VIEW_TYPES).mapped("model")) | set(WIZARDS)
-        self.assertTrue({"ir.mail_server", "mail.template", "res.config.settings", "account.move"} <= models)
+        self.assertTrue(
+            {"smtp_invoicing.mailbox", "ir.mail_server", "mail.template", "res.config.settings", "account.move"}
+            <= models
+        )
 
         def build(model, lang):
             return lambda: self.env[model].with_context(lang=lang).get_views([(False, t) for t in VIEW_TYPES])

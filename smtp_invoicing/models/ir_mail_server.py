@@ -22,8 +22,14 @@ class IrMailServer(models.Model):
 
     _inherit = "ir.mail_server"
 
+    # archived mailboxes included: an archived mailbox's server stays out of core's list and
+    # other companies' sight, and is no core server to convert again
     smtp_invoicing_mailbox_ids = fields.One2many(
-        "smtp_invoicing.mailbox", "mail_server_id", string="Own Mailbox", readonly=True
+        "smtp_invoicing.mailbox",
+        "mail_server_id",
+        string="Own Mailbox",
+        readonly=True,
+        context={"active_test": False},
     )
 
     def _smtp_invoicing_core_servers(self):
