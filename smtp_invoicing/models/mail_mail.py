@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models, tools
 
-from .smtp_invoicing_mailbox_delivery import REFUSAL
+from .smtp_invoicing_mailbox_delivery import REFUSAL, SendingPaused
 
 # A mail refused for a temporary reason (4xx, connection dropped, server
 # unreachable) is retried after these many minutes, one value per attempt; then
@@ -263,9 +263,16 @@ class MailMail(models.Model):
         the others, one mailbox at a time. Called by the mail queue cron and by direct sends.
         """
         if raise_exception:
-            return super().send(
-                auto_commit=auto_commit, raise_exception=raise_exception, post_send_callback=post_send_callback
-            )
+            try:
+                return super().send(
+                    auto_commit=auto_commit, raise_exception=raise_exception, post_send_callback=post_send_callback
+                )
+            except (smtplib.SMTPServerDisconnected, SendingPaused) as error:
+                paused = error if isinstance(error, SendingPaused) else error.__context__
+                if not isinstance(paused, SendingPaused):
+                    raise
+                self._smtp_invoicing_paused(paused)
+                return True
         by_mailbox = {}
         # sudo: routing is decided for the queue, whatever user triggers it
         mails = self.sudo()
@@ -286,44 +293,23 @@ class MailMail(models.Model):
                 super(MailMail, self.browse(mail_ids)).send(
                     auto_commit=auto_commit, post_send_callback=post_send_callback
                 )
-            except smtplib.SMTPServerDisconnected:
-                _logger.info("Mail server %s disconnected while closing; its mails keep their status", server.id)
+            except (smtplib.SMTPServerDisconnected, SendingPaused) as error:
+                # a server that closes on its "slow down" (421) makes core's closing quit() fail too
+                paused = error if isinstance(error, SendingPaused) else error.__context__
+                if isinstance(paused, SendingPaused):
+                    self.browse(mail_ids)._smtp_invoicing_paused(paused)
+                else:
+                    _logger.info("Mail server %s disconnected while closing; its mails keep their status", server.id)
         return True
 
-    def _send(
-        self,
-        auto_commit=False,
-        raise_exception=False,
-        smtp_session=None,
-        alias_domain_id=False,
-        mail_server=False,
-        post_send_callback=None,
-    ):
-        """A mailbox's session stops at the provider's "slow down": the rest of its batch is not submitted
-        and waits in the queue until the pause ends, untried (``_smtp_invoicing_wait``).
-
-        Called by ``send()`` with one SMTP session per batch; other sessions go to core as they are.
-        """
-        kwargs = {
-            "auto_commit": auto_commit,
-            "raise_exception": raise_exception,
-            "smtp_session": smtp_session,
-            "alias_domain_id": alias_domain_id,
-            "mail_server": mail_server,
-            "post_send_callback": post_send_callback,
-        }
-        mailbox_id = getattr(smtp_session, "smtp_invoicing_mailbox_id", None)
-        if not mailbox_id or len(self) < 2:
-            return super()._send(**kwargs)
-        self.fetch(["body_html"])  # what core reads for the whole batch first, read once
-        for index, mail_id in enumerate(self.ids):
-            paused = getattr(smtp_session, "smtp_invoicing_paused", None)
-            if paused:
-                mailbox = self.env["smtp_invoicing.mailbox"].sudo().browse(mailbox_id)
-                self.browse(self.ids[index:]).sudo().exists()._smtp_invoicing_wait(mailbox, paused.until, paused.why)
-                break
-            super(MailMail, self.browse(mail_id))._send(**kwargs)
-        return True
+    def _smtp_invoicing_paused(self, paused):
+        """The provider asked the mailbox to slow down while these mails were being sent: the refused one
+        and those not sent yet wait for the end of the pause, uncounted (``SendingPaused``)."""
+        mails = self.sudo().exists()
+        refused = mails.filtered(lambda mail: mail.message_id == paused.message_id)
+        waiting = refused | mails.filtered(lambda mail: mail.state == "outgoing")
+        waiting.write({"failure_reason": False, "failure_type": False})
+        waiting._smtp_invoicing_wait(paused.mailbox, paused.refusal.until, paused.refusal.why)
 
     def _postprocess_sent_message(self, success_pids, failure_reason=False, failure_type=None):
         """Own mailboxes: retry what may heal, hold what waits for the mailbox, and show the
@@ -336,10 +322,13 @@ class MailMail(models.Model):
         REFUSAL.set(None)
         mails = self.sudo()
         # a mail sent by an own mailbox has its server and the mailbox as allowed mailbox
-        # (_split_by_mail_configuration): the mailboxes of a batch are read once
+        # (_split_by_mail_configuration); the queue commits (and forgets its cache) after each
+        # mail: the server of a mailbox, which never changes, is cached for the registry
+        Mailbox = mails.env["smtp_invoicing.mailbox"]
         own = mails.filtered(
             lambda mail: (
-                mail.smtp_invoicing_mailbox_id and mail.smtp_invoicing_mailbox_id.mail_server_id == mail.mail_server_id
+                mail.smtp_invoicing_mailbox_id
+                and Mailbox._smtp_invoicing_server_of(mail.smtp_invoicing_mailbox_id.id) == mail.mail_server_id.id
             )
         )
         if not own:

@@ -59,6 +59,7 @@ class SmtpInvoicingMailbox(models.Model):
         "ir.mail_server",
         string="Outgoing Mail Server",
         required=True,
+        readonly=True,
         ondelete="cascade",
         index=True,
         auto_join=True,
@@ -292,6 +293,12 @@ class SmtpInvoicingMailbox(models.Model):
 
     def _smtp_invoicing_is_enabled(self):
         return tools.str2bool(self.env["ir.config_parameter"].sudo().get_param(ENABLED_PARAM, "False"))
+
+    @api.model
+    @tools.ormcache("mailbox_id")
+    def _smtp_invoicing_server_of(self, mailbox_id):
+        """The id of the server a mailbox delegates to (set at creation, never changed)."""
+        return self.sudo().browse(mailbox_id).mail_server_id.id
 
     @api.model
     def _smtp_invoicing_of_servers(self, servers):

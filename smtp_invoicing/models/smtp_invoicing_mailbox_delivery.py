@@ -35,6 +35,21 @@ class Refusal:
 # or hold that mail instead of leaving it in exception.
 REFUSAL = contextvars.ContextVar("smtp_invoicing_refusal", default=None)
 
+
+class SendingPaused(BaseException):
+    """The provider asked the mailbox to slow down (``refusal.until``): the session stops here.
+
+    Raised out of ``send_email()`` through core's ``_send()`` loop, which would otherwise log the
+    refused mail as an error and go on submitting the rest of the batch to a server that refuses
+    it; caught by ``mail.mail.send()``, which lets the mails wait (``_smtp_invoicing_paused``).
+    A ``BaseException``: core's ``except Exception`` around each mail must not swallow it.
+    """
+
+    def __init__(self, mailbox, refusal, message_id):
+        super().__init__(refusal.reason)
+        self.mailbox, self.refusal, self.message_id = mailbox, refusal, message_id
+
+
 # The connection broke while a mail was on its way: nothing was accepted (no 250
 # after DATA), so the mail is sent again later (RFC 5321 §4.1.1.4 and §6.1).
 _BROKEN_CONNECTION = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, ssl.SSLError)
@@ -134,7 +149,7 @@ class SmtpInvoicingMailbox(models.Model):
                 for value in values:
                     message[name] = validation.one_line(value)
 
-    def _smtp_invoicing_send_email(self, send, smtp_session=None):
+    def _smtp_invoicing_send_email(self, send, smtp_session=None, message_id=None):
         """Send one mail through this mailbox's server with ``send`` (core's ``send_email``): a mail
         the server did not take fails with a reason an accountant understands.
 
@@ -146,11 +161,6 @@ class SmtpInvoicingMailbox(models.Model):
         """
         self.ensure_one()
         REFUSAL.set(None)
-        paused = getattr(smtp_session, "smtp_invoicing_paused", None)
-        if paused:
-            # the provider asked this session to slow down: the rest of the batch is not submitted
-            REFUSAL.set(paused)
-            raise MailDeliveryException(paused.reason)
         try:
             return send()
         except MailDeliveryException as error:
@@ -159,9 +169,10 @@ class SmtpInvoicingMailbox(models.Model):
             refusal = mailbox._smtp_invoicing_refusal(error.__context__)
             if refusal is None:
                 raise
-            REFUSAL.set(refusal)
             if refusal.until and smtp_session is not None:
-                smtp_session.smtp_invoicing_paused = refusal
+                # the rest of the batch is not submitted to a server that asked to slow down
+                raise SendingPaused(self, refusal, message_id) from None
+            REFUSAL.set(refusal)
             raise MailDeliveryException(refusal.reason) from None
         except _BROKEN_CONNECTION:
             mailbox = self.with_context(lang=self._smtp_invoicing_reader_lang())

@@ -69,15 +69,21 @@ class SmtpInvoicingMailbox(models.Model):
             profile.rewrites_from or profile == providers.CUSTOM
         ) and self._smtp_invoicing_files_sent_itself() is not False
 
-    def _smtp_invoicing_send_email(self, send, smtp_session=None):
-        """After the first mail the server accepted (not checked yet, or rewritten before and fixed since),
-        remember its Message-ID for the next reading of the mailbox."""
-        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session)
-        if (
-            message_id
-            and self.smtp_invoicing_sender_check in ("unknown", "rewritten")
-            and self._smtp_invoicing_reads_back_sender()
-        ):
+    def _smtp_invoicing_connect(self):
+        """A session of a mailbox whose sender is to be read back (not checked yet, or rewritten before
+        and fixed since) remembers its first accepted mail; decided once per session, not per mail."""
+        connection = super()._smtp_invoicing_connect()
+        connection.smtp_invoicing_check_sender = (
+            self.smtp_invoicing_sender_check in ("unknown", "rewritten") and self._smtp_invoicing_reads_back_sender()
+        )
+        return connection
+
+    def _smtp_invoicing_send_email(self, send, smtp_session=None, message_id=None):
+        """After the first mail the server accepted in a session that reads the sender back, remember its
+        Message-ID for the next reading of the mailbox."""
+        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session, message_id=message_id)
+        if message_id and getattr(smtp_session, "smtp_invoicing_check_sender", False):
+            smtp_session.smtp_invoicing_check_sender = False
             self._smtp_invoicing_remember_sender_check(message_id)
         return message_id
 

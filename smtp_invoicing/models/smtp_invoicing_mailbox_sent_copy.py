@@ -111,14 +111,14 @@ class SmtpInvoicingMailbox(models.Model):
                 )
             )
 
-    def _smtp_invoicing_send_email(self, send, smtp_session=None):
+    def _smtp_invoicing_send_email(self, send, smtp_session=None, message_id=None):
         """Queue the Sent copy of a mail the mailbox's server accepted.
 
         Filing the copy is not part of sending: a failure to queue it is logged and the
         mail stays sent.
         """
         SENT.set(None)
-        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session)
+        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session, message_id=message_id)
         sent = SENT.get()
         if sent:
             SENT.set(None)
