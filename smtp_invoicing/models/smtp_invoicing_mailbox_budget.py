@@ -74,7 +74,7 @@ class SmtpInvoicingMailbox(models.Model):
         copy=False,
         help="The provider asked to slow down: no mail leaves this mailbox before then.",
     )
-    smtp_invoicing_paused_since = fields.Datetime(readonly=True, copy=False)
+    smtp_invoicing_paused_since = fields.Datetime(string="Paused Since", readonly=True, copy=False)
     smtp_invoicing_pause_message = fields.Char(string="Pause", readonly=True, copy=False)
     smtp_invoicing_pause_reason = fields.Char(string="Pause Reason", readonly=True, copy=False)
     smtp_invoicing_budget_status = fields.Char(string="Sent Today", compute="_compute_smtp_invoicing_budget_status")
