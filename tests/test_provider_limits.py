@@ -312,3 +312,30 @@ class TestPausesAndRestarts(ProviderCase):
         mailbox._smtp_invoicing_pause(slow_down, "550 5.4.5")
         self.assertEqual(mailbox.activity_ids.mapped("summary").count(todo), 1)
         self.assertEqual(mailbox.activity_ids.filtered(lambda a: a.summary == todo).user_id, self.env.user)
+
+    def test_a_verification_takes_a_connection_slot_too(self):
+        """A verification is an SMTP connection too: with Microsoft 365's 3 slots held, the check waits (no
+        connection, checked again 30 s later); with one free it runs in it, and gives it back."""
+        microsoft = self.stand_in(MicrosoftStandIn)
+        mailbox = self.provider_mailbox(microsoft, "microsoft365")
+        self.env.flush_all()
+        sessions = [mailbox._smtp_invoicing_take_submission([0])[0] for _slot in range(3)]
+        connections = microsoft.connections
+        mailbox.action_verify()
+        self.run_verification_cron()
+        self.assertEqual(microsoft.connections, connections, "no 4th connection")
+        self.assertEqual(mailbox.verification_state, "pending")
+        self.assertGreater(mailbox.smtp_invoicing_next_check_at, fields.Datetime.now())
+
+        mailbox._smtp_invoicing_end_submission(sessions[0], 0)
+        self.env.cr.execute(
+            "UPDATE smtp_invoicing_mailbox SET smtp_invoicing_next_check_at = %s WHERE id = %s",
+            [fields.Datetime.now(), mailbox.id],
+        )
+        self.run_verification_cron()
+        self.assertEqual(mailbox.verification_state, "verified", mailbox.verification_message)
+        self.assertEqual(microsoft.connections, connections + 1)
+        open_slots = self.env["smtp_invoicing.submission"].search_count(
+            [("mailbox_id", "=", mailbox.id), ("open_until", ">", fields.Datetime.now())]
+        )
+        self.assertEqual(open_slots, 2, "the check gave its slot back")

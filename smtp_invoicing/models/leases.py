@@ -1,7 +1,13 @@
 """The one way the product takes rows of its mailboxes for a while (verification and mailbox reading
 leases, sending budgets): a short transaction that locks them first, retried on serialization failures."""
 
+from datetime import timedelta
+
 import psycopg2
+
+# A session (sending or verification) that finds every connection slot of its mailbox taken
+# tries again this much later.
+SLOT_WAIT = timedelta(seconds=30)
 
 
 def locking_select(cr, query, params, attempts=3):

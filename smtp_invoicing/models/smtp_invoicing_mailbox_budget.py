@@ -6,7 +6,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import email_normalize, format_datetime
 
 from ..lib import providers
-from .leases import locking_select
+from .leases import SLOT_WAIT, locking_select
 
 _logger = logging.getLogger(__name__)
 
@@ -15,8 +15,6 @@ MINUTE = timedelta(minutes=1)
 # An SMTP session holds its connection slot at most this long: a worker killed mid-session
 # gives its slot back by itself.
 SESSION_LEASE = timedelta(minutes=30)
-# A session that finds every connection slot taken tries again this much later.
-SLOT_WAIT = timedelta(seconds=30)
 # Pauses longer than this (several in a row) ask a Settings administrator to look.
 LONG_PAUSE = timedelta(days=1)
 LIMIT_FIELDS = (

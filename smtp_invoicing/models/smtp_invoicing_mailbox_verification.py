@@ -11,7 +11,7 @@ from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
 from ..lib import smtp
-from .leases import locking_select
+from .leases import SLOT_WAIT, locking_select
 from .smtp_invoicing_mailbox_password import MissingSecret
 
 _logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class _Lease:
     server_id: int
     until: datetime.datetime
     request: dict | None = None
+    slot: int | None = None  # the smtp_invoicing.submission holding a connection slot of a capped mailbox
 
 
 class SmtpInvoicingMailbox(models.Model):
@@ -237,11 +238,44 @@ class SmtpInvoicingMailbox(models.Model):
                 [until, tuple(servers.ids)],
             )
             servers.invalidate_recordset(["smtp_invoicing_lease_until"])
-            leases = [_Lease(server.id, until) for server in servers]
+            slots = self._smtp_invoicing_take_check_slots(cr, servers, now, until)
+            leases = [_Lease(server.id, until, slot=slots.get(server.id)) for server in servers if server.id in slots]
         # outside the row locks: building a request may refresh an OAuth token over the network
         for lease in leases:
             self._smtp_invoicing_prepare_lease(lease)
         return leases
+
+    @api.model
+    def _smtp_invoicing_take_check_slots(self, cr, servers, now, until):
+        """A check is an SMTP connection too: a mailbox whose provider caps its connections (Microsoft 365)
+        takes a slot for it (``smtp_invoicing.submission``, no mail), or is checked a little later when
+        its sessions hold them all. Returns {mailbox id: slot id or None} of the mailboxes to check now."""
+        capped = servers.filtered("smtp_invoicing_max_connections")
+        slots = dict.fromkeys((servers - capped).ids)
+        if not capped:
+            return slots
+        used = capped._smtp_invoicing_used(now, cr)
+        full = capped.filtered(
+            lambda server: used.get(server.id, (0, 0, 0, 0))[3] >= server.smtp_invoicing_max_connections
+        )
+        if full:
+            later = now + SLOT_WAIT
+            cr.execute(
+                """UPDATE smtp_invoicing_mailbox
+                      SET smtp_invoicing_next_check_at = %s, smtp_invoicing_lease_until = NULL
+                    WHERE id IN %s""",
+                [later, tuple(full.ids)],
+            )
+            full.invalidate_recordset(["smtp_invoicing_next_check_at", "smtp_invoicing_lease_until"])
+            self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger(at=later)
+        for server in capped - full:
+            cr.execute(
+                """INSERT INTO smtp_invoicing_submission (mailbox_id, taken_at, count, recipients, open_until)
+                   VALUES (%s, %s, 0, 0, %s) RETURNING id""",
+                [server.id, now, until],
+            )
+            slots[server.id] = cr.fetchone()[0]
+        return slots
 
     @api.model
     def _smtp_invoicing_prepare_lease(self, lease):
@@ -271,6 +305,9 @@ class SmtpInvoicingMailbox(models.Model):
         try:
             with self.env.registry.cursor() as cr:
                 env = self.env(cr=cr, su=True)
+                slots = [lease.slot for lease, _error in outcomes if lease.slot]
+                if slots:  # the checks' connections are closed: their slots are free again
+                    cr.execute("UPDATE smtp_invoicing_submission SET open_until = NULL WHERE id IN %s", [tuple(slots)])
                 current = set(
                     locking_select(
                         cr,
