@@ -10,8 +10,9 @@ import psycopg2
 SLOT_WAIT = timedelta(seconds=30)
 
 
-def locking_select(cr, query, params, attempts=3):
-    """Run a ``SELECT id ... FOR [NO KEY] UPDATE`` at the start of ``cr``'s transaction; return the ids.
+def locking_select(cr, query, params, attempts=3, whole_rows=False):
+    """Run a ``SELECT id ... FOR [NO KEY] UPDATE`` at the start of ``cr``'s transaction; return the ids
+    (the rows with ``whole_rows``).
 
     Under REPEATABLE READ, a row another worker updated and committed after this
     transaction's snapshot raises a serialization failure instead of being locked: the
@@ -20,7 +21,8 @@ def locking_select(cr, query, params, attempts=3):
     for attempt in range(attempts):
         try:
             cr.execute(query, params, log_exceptions=False)
-            return [row[0] for row in cr.fetchall()]
+            rows = cr.fetchall()
+            return rows if whole_rows else [row[0] for row in rows]
         except psycopg2.errors.SerializationFailure:
             cr.rollback()
             if attempt == attempts - 1:

@@ -215,7 +215,7 @@ class MailMail(models.Model):
                 continue
             mails = self.browse(batch_ids).sudo()
             submission, allowed, when, why = mailbox._smtp_invoicing_take_submission(
-                [mail._smtp_invoicing_recipient_count() for mail in mails]
+                lambda mails=mails: [mail._smtp_invoicing_recipient_count() for mail in mails], count=len(mails)
             )
             if allowed < len(mails):
                 mails[allowed:]._smtp_invoicing_wait(mailbox, when, why)
@@ -224,9 +224,12 @@ class MailMail(models.Model):
             try:
                 yield mail_server_id, alias_domain_id, smtp_from, mails[:allowed].ids
             finally:
-                sent = mails[:allowed].exists().filtered(lambda mail: mail.state == "sent")
-                gone = allowed - len(mails[:allowed].exists())  # auto-deleted once sent
-                mailbox._smtp_invoicing_end_submission(submission, len(sent) + gone)
+                # accepted: sent, or sent and auto-deleted; one statement
+                self.env.flush_all()
+                self.env.cr.execute(
+                    "SELECT COUNT(*) FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(mails[:allowed].ids)]
+                )
+                mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
 
     def _smtp_invoicing_recipient_count(self):
         """Recipients of this mail as the provider counts them (To, Cc and the notified partners)."""

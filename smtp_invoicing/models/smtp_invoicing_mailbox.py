@@ -203,6 +203,7 @@ class SmtpInvoicingMailbox(models.Model):
             if vals.get("smtp_invoicing_auth_kind") in OAUTH_KINDS:
                 vals.pop("smtp_pass", None)
         mailboxes = super().create(vals_list)
+        self.env.registry.clear_cache()  # _smtp_invoicing_mailbox_ids_by_server
         mailboxes._smtp_invoicing_sync_from_filter()
         mailboxes.filtered("smtp_invoicing_awaiting_connection")._smtp_invoicing_ask_owner()
         return mailboxes
@@ -258,6 +259,7 @@ class SmtpInvoicingMailbox(models.Model):
         """A mailbox goes with its server: no password-less leftover among core's servers."""
         servers = self.mail_server_id
         result = super().unlink()
+        self.env.registry.clear_cache()  # _smtp_invoicing_mailbox_ids_by_server
         servers.unlink()
         return result
 
@@ -301,11 +303,25 @@ class SmtpInvoicingMailbox(models.Model):
         return self.sudo().browse(mailbox_id).mail_server_id.id
 
     @api.model
+    @tools.ormcache()
+    def _smtp_invoicing_mailbox_ids_by_server(self):
+        """{server id: mailbox id} of every mailbox, archived ones included. Asked for every batch the
+        queue sends and every mail created; a mailbox keeps its server for life, so the map changes
+        only when a mailbox is created or deleted (which clear it)."""
+        self.env.cr.execute("SELECT mail_server_id, id FROM smtp_invoicing_mailbox")
+        return dict(self.env.cr.fetchall())
+
+    @api.model
     def _smtp_invoicing_of_servers(self, servers):
         """The mailboxes behind ``servers`` (``ir.mail_server``), archived ones included."""
         if not servers:
             return self.browse()
-        return self.sudo().with_context(active_test=False).search([("mail_server_id", "in", servers.ids)])
+        mailbox_ids = self._smtp_invoicing_mailbox_ids_by_server()
+        return (
+            self.sudo()
+            .with_context(active_test=False)
+            .browse([mailbox_ids[server_id] for server_id in servers.ids if server_id in mailbox_ids])
+        )
 
     def _smtp_invoicing_accepts(self, company):
         """True when this mailbox may carry a mail of ``company``'s records."""

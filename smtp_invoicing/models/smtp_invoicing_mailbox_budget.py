@@ -168,8 +168,9 @@ class SmtpInvoicingMailbox(models.Model):
     # Sessions: take the budget before connecting, give back what was not used
     # ------------------------------------------------------------------
 
-    def _smtp_invoicing_take_submission(self, recipients):
-        """Take a session for mails of ``recipients`` (their recipient counts, in sending order).
+    def _smtp_invoicing_take_submission(self, recipients, count=None):
+        """Take a session for ``count`` mails: ``recipients`` is their recipient counts, in sending order,
+        or a callable giving them, called only when the mailbox counts recipients (then ``count`` is given).
 
         Returns ``(submission id or None, how many of the mails may leave now, when the others
         may, why)``. In a short transaction of its own under the mailbox's row lock, so that two
@@ -177,12 +178,24 @@ class SmtpInvoicingMailbox(models.Model):
         """
         self.ensure_one()
         with self.env.registry.cursor() as cr:
-            locking_select(cr, "SELECT id FROM smtp_invoicing_mailbox WHERE id = %s FOR NO KEY UPDATE", [self.id])
+            # the lock and what the budget needs, in one statement (run for every batch of the queue)
+            rows = locking_select(
+                cr,
+                """SELECT id, smtp_invoicing_paused_until, smtp_invoicing_pause_reason, smtp_invoicing_daily_limit,
+                          smtp_invoicing_daily_recipient_limit, smtp_invoicing_minute_limit,
+                          smtp_invoicing_max_connections
+                     FROM smtp_invoicing_mailbox WHERE id = %s FOR NO KEY UPDATE""",
+                [self.id],
+                whole_rows=True,
+            )
+            if not rows:
+                return None, 0, None, None
+            _id, paused_until, pause_reason, daily, daily_recipients_limit, per_minute, connections = rows[0]
             mailbox = self.with_env(self.env(cr=cr, su=True))
             now = fields.Datetime.now()
-            if mailbox.smtp_invoicing_paused_until:
-                if mailbox.smtp_invoicing_paused_until > now:
-                    return None, 0, mailbox.smtp_invoicing_paused_until, mailbox.smtp_invoicing_pause_reason
+            if paused_until:
+                if paused_until > now:
+                    return None, 0, paused_until, pause_reason
                 # the pause is over: this session is the one probe; a new refusal pauses again
                 cr.execute(
                     """UPDATE smtp_invoicing_mailbox SET smtp_invoicing_paused_until = NULL,
@@ -190,19 +203,18 @@ class SmtpInvoicingMailbox(models.Model):
                         WHERE id = %s""",
                     [mailbox.id],
                 )
+            counts = (recipients() if callable(recipients) else recipients) if daily_recipients_limit else None
+            wanted = count if count is not None else len(recipients)
             day, day_recipients, minute, sessions = mailbox._smtp_invoicing_used(now, cr).get(mailbox.id, (0, 0, 0, 0))
-            if mailbox.smtp_invoicing_max_connections and sessions >= mailbox.smtp_invoicing_max_connections:
+            if connections and sessions >= connections:
                 return None, 0, now + SLOT_WAIT, mailbox._smtp_invoicing_limit_reason("connection_limit")
-            allowed, limit_kind = len(recipients), None
-            for kind, limit, used in (
-                ("daily_limit", mailbox.smtp_invoicing_daily_limit, day),
-                ("rate_limit", mailbox.smtp_invoicing_minute_limit, minute),
-            ):
+            allowed, limit_kind = wanted, None
+            for kind, limit, used in (("daily_limit", daily, day), ("rate_limit", per_minute, minute)):
                 if limit and limit - used < allowed:
                     allowed, limit_kind = max(limit - used, 0), kind
-            if mailbox.smtp_invoicing_daily_recipient_limit:
-                room, fitting = mailbox.smtp_invoicing_daily_recipient_limit - day_recipients, 0
-                for count in recipients[:allowed]:
+            if counts is not None:
+                room, fitting = daily_recipients_limit - day_recipients, 0
+                for count in counts[:allowed]:
                     if count > room:
                         break
                     room -= count
@@ -216,7 +228,13 @@ class SmtpInvoicingMailbox(models.Model):
             cr.execute(
                 """INSERT INTO smtp_invoicing_submission (mailbox_id, taken_at, count, recipients, open_until)
                    VALUES (%s, %s, %s, %s, %s) RETURNING id""",
-                [mailbox.id, now, allowed, sum(recipients[:allowed]), now + SESSION_LEASE],
+                [
+                    mailbox.id,
+                    now,
+                    allowed,
+                    sum(counts[:allowed]) if counts is not None else allowed,
+                    now + SESSION_LEASE,
+                ],
             )
             return cr.fetchone()[0], allowed, when, why
 
@@ -232,25 +250,23 @@ class SmtpInvoicingMailbox(models.Model):
 
     @api.model
     def _smtp_invoicing_end_submission(self, submission_id, accepted):
-        """The session ended: it counts the mails the server ``accepted``; its slot is free again."""
+        """The session ended: it counts the mails the server ``accepted``; its slot is free again. When
+        mails left, a later pause starts a new count of how long it lasts. One statement."""
         with self.env.registry.cursor() as cr:
             cr.execute(
-                """UPDATE smtp_invoicing_submission
-                      SET recipients = CASE WHEN count > 0 THEN recipients * %s / count ELSE 0 END,
-                          count = %s, open_until = NULL
-                    WHERE id = %s
-                RETURNING mailbox_id""",
-                [accepted, accepted, submission_id],
+                """WITH ended AS (
+                        UPDATE smtp_invoicing_submission
+                           SET recipients = CASE WHEN count > 0 THEN recipients * %(accepted)s / count ELSE 0 END,
+                               count = %(accepted)s, open_until = NULL
+                         WHERE id = %(id)s
+                     RETURNING mailbox_id)
+                   UPDATE smtp_invoicing_mailbox SET smtp_invoicing_paused_since = NULL
+                     FROM ended
+                    WHERE smtp_invoicing_mailbox.id = ended.mailbox_id AND %(accepted)s > 0
+                      AND smtp_invoicing_paused_since IS NOT NULL
+                      AND (smtp_invoicing_paused_until IS NULL OR smtp_invoicing_paused_until <= %(now)s)""",
+                {"accepted": accepted, "id": submission_id, "now": fields.Datetime.now()},
             )
-            (mailbox_id,) = cr.fetchone()
-            if accepted:
-                # mails leave again: a later pause starts a new count of how long it lasts
-                cr.execute(
-                    """UPDATE smtp_invoicing_mailbox SET smtp_invoicing_paused_since = NULL
-                        WHERE id = %s AND smtp_invoicing_paused_since IS NOT NULL
-                          AND (smtp_invoicing_paused_until IS NULL OR smtp_invoicing_paused_until <= %s)""",
-                    [mailbox_id, fields.Datetime.now()],
-                )
 
     def _smtp_invoicing_limit_reason(self, kind):
         """Why mails wait, in the words of the mailbox's provider."""
