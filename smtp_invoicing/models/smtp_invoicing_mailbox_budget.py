@@ -390,13 +390,9 @@ class SmtpInvoicingMailbox(models.Model):
         later = count - now_count
         if not later:
             return count, 0, None, None
-        freed, when = 0, None
-        for taken_at, sent in [*sessions, (now, now_count)]:
-            freed += sent
-            when = taken_at + DAY
-            if freed >= later:
-                break
-        return now_count, later, when, "daily_limit"
+        # past one day's budget, the time a whole day's budget is free again
+        wait = providers.rolling_wait([*sessions, (now, now_count)], limit, now, need=min(later, limit))
+        return now_count, later, now + timedelta(seconds=wait), "daily_limit"
 
     def _smtp_invoicing_leave_plan(self, count):
         """When ``count`` mails of this mailbox leave, told before *Send* when its limits hold some
