@@ -180,6 +180,32 @@ class TestSlowDownReplies(ProviderCase):
         self.assertEqual((len(gmail.accepted), len(gmail.refusals)), (5, 2))
         self.assertEqual(set(invoices.mapped("smtp_invoicing_delivery_state")), {"sent"})
 
+    def test_logins_refused_for_now_pause_the_mailbox_and_the_whole_batch_waits(self):
+        """Gmail refuses a login past its login attempts ("454 4.7.0 Too many login attempts, please try again
+        later"): the session never opens, the mailbox pauses, and every mail of the batch waits for the end of
+        the pause, none counted as an attempt or failed; once the pause is over, they leave."""
+        gmail = self.stand_in(GmailStandIn, login_limit=1)
+        mailbox = self.provider_mailbox(gmail, "gmail")  # the verification took the one login allowed
+        invoices = self.invoices(2)
+        self.send_in_background(invoices)
+
+        self.assertFalse(gmail.accepted)
+        mails = self.mails(invoices)
+        self.assertEqual(mails.mapped("state"), ["outgoing", "outgoing"])
+        self.assertEqual(mails.mapped("smtp_invoicing_retry_count"), [0, 0])
+        self.assertFalse(any(mails.mapped("failure_reason")))
+        self.assertGreater(mailbox.smtp_invoicing_paused_until, fields.Datetime.now())
+        self.assertEqual(set(mails.mapped("scheduled_date")), {mailbox.smtp_invoicing_paused_until})
+        self.assertIn("4.7.0", mailbox.smtp_invoicing_pause_message)
+        self.assertEqual(mailbox.verification_state, "verified")
+        self.assertEqual(invoices.mapped("smtp_invoicing_delivery_state"), ["queued", "queued"])
+        self.assertIn("Waiting: leaves after", invoices[0].smtp_invoicing_mail_failure)
+
+        self.a_day_later()
+        self.run_queue()
+        self.assertEqual(len(gmail.accepted), 2)
+        self.assertEqual(invoices.mapped("smtp_invoicing_delivery_state"), ["sent", "sent"])
+
     def test_microsoft_rate_reply_is_a_one_minute_pause(self):
         """Microsoft's "421 4.4.2 Message submission rate … exceeded" pauses the mailbox for a minute: the
         refused mail and the rest wait, nothing is failed."""

@@ -7,7 +7,10 @@ machine-readable ``reason`` so that the caller can show an actionable message.
 import base64
 import binascii
 import contextlib
+import copy
+import email.generator
 import heapq
+import io
 import itertools
 import json
 import logging
@@ -18,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from concurrent import futures
 
 from . import oauth
@@ -545,6 +549,29 @@ def open_session(
         connection.close()
         raise SmtpCheckError("timeout", detail="overall deadline exceeded")
     return connection
+
+
+def fix_boundaries(message):
+    """Give every multipart part of ``message`` its MIME boundary now.
+
+    ``smtplib.SMTP.send_message`` flattens a shallow copy of the message: the boundary it draws for
+    an outer part without one is written on that copy and lost. Drawn beforehand (random, as the
+    generator's own), they make ``submitted_bytes`` give back exactly what was sent.
+    """
+    for part in message.walk():
+        if part.is_multipart() and part.get_boundary() is None:
+            part.set_boundary(f"==============={uuid.uuid4().hex}==")
+
+
+def submitted_bytes(message):
+    """The bytes ``smtplib.SMTP.send_message`` submits for ``message``: without its Bcc headers, CRLF
+    line ends, and the message's own policy (Odoo's envelope addresses are ASCII: no SMTPUTF8)."""
+    submitted = copy.copy(message)
+    del submitted["Bcc"]
+    del submitted["Resent-Bcc"]
+    with io.BytesIO() as out:
+        email.generator.BytesGenerator(out).flatten(submitted, linesep="\r\n")
+        return out.getvalue()
 
 
 def _envelope_command(connection, guard, password, command, *args):

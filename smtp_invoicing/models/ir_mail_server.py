@@ -133,7 +133,7 @@ class IrMailServer(models.Model):
             mailbox = Mailbox
         if not mailbox:
             return send()
-        return mailbox._smtp_invoicing_send_email(send, smtp_session=smtp_session, message_id=message["Message-Id"])
+        return mailbox._smtp_invoicing_send_email(send, message, smtp_session=smtp_session)
 
     def action_smtp_invoicing_convert(self):
         """Turn this outgoing server into an own mailbox, in place ("Use as own mailbox" on core's form).

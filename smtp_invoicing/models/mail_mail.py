@@ -2,12 +2,13 @@ import contextlib
 import contextvars
 import logging
 import smtplib
+import sys
 from collections import defaultdict
 from datetime import timedelta
 
 from odoo import _, api, fields, models, tools
 
-from .smtp_invoicing_mailbox_delivery import REFUSAL, SendingPaused
+from .smtp_invoicing_mailbox_delivery import MailRefused, SendingPaused, SessionRefused
 
 # A mail refused for a temporary reason (4xx, connection dropped, server
 # unreachable) is retried after these many minutes, one value per attempt; then
@@ -321,8 +322,7 @@ class MailMail(models.Model):
         Called by ``send()`` after each attempt, and for a whole batch when the
         connection could not be opened.
         """
-        refusal = REFUSAL.get()
-        REFUSAL.set(None)
+        refusal = self._smtp_invoicing_refusal_in_hand()
         mails = self.sudo()
         # a mail sent by an own mailbox has its server and the mailbox as allowed mailbox
         # (_split_by_mail_configuration); the queue commits (and forgets its cache) after each
@@ -379,6 +379,22 @@ class MailMail(models.Model):
                     template, mail_id, outcome, reason, retries
                 )
         return result
+
+    def _smtp_invoicing_refusal_in_hand(self):
+        """The Refusal of these mails by their own mailbox's server, or None.
+
+        Core calls ``_postprocess_sent_message()`` while it handles the failure: inside its
+        ``except`` around the mail in ``_send()``, or around the batch's connection in ``send()``.
+        The refusal travels on that exception (``MailRefused`` names its mail by Message-ID,
+        ``SessionRefused`` its mailbox), so it is read off the exception being handled, and only
+        for the mails it names.
+        """
+        error = sys.exc_info()[1]
+        if isinstance(error, MailRefused) and error.message_id in self.mapped("message_id"):
+            return error.refusal
+        if isinstance(error, SessionRefused) and error.mailbox_id in self.sudo().smtp_invoicing_mailbox_id.ids:
+            return error.refusal
+        return None
 
     def _smtp_invoicing_schedule_retry(self):
         """Back to the queue for a later attempt, and wake the queue up for that time."""

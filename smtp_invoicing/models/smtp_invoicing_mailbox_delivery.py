@@ -1,4 +1,3 @@
-import contextvars
 import dataclasses
 import datetime
 import logging
@@ -18,7 +17,7 @@ _logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    """Why an own mailbox's server did not take one mail: read by ``mail.mail`` right after.
+    """Why an own mailbox's server did not take a mail, and what the queue does with it.
 
     ``until``: the provider asked to slow down; the mailbox is paused until then and the mail
     waits for that time, no attempt counted.
@@ -30,10 +29,31 @@ class Refusal:
     why: str | None = None
 
 
-# Set by send_email() when an own mailbox's server did not take one mail; read by
-# mail.mail._postprocess_sent_message() right after, in the same thread, to retry
-# or hold that mail instead of leaving it in exception.
-REFUSAL = contextvars.ContextVar("smtp_invoicing_refusal", default=None)
+class MailRefused(MailDeliveryException):
+    """An own mailbox's server did not take the mail ``message_id``: ``refusal`` says why and whether
+    the queue tries again.
+
+    Raised out of ``send_email()``; core's ``mail.mail._send()`` writes its text as the mail's
+    failure reason and calls ``_postprocess_sent_message()`` while handling it, where the queue
+    reads the refusal off the exception (``mail.mail._smtp_invoicing_refusal_in_hand``).
+    """
+
+    def __init__(self, refusal, message_id):
+        super().__init__(refusal.reason)
+        self.refusal, self.message_id = refusal, message_id
+
+
+class SessionRefused(UserError):
+    """The provider refused the mailbox's connection for now ("too many connections", "try later"):
+    the mailbox pauses until ``refusal.until`` and the mails of the session wait for that time.
+
+    Raised out of ``ir.mail_server.connect()``; core's ``mail.mail.send()`` fails the batch with its
+    text and calls ``_postprocess_sent_message()`` while handling it.
+    """
+
+    def __init__(self, refusal, mailbox_id):
+        super().__init__(refusal.reason)
+        self.refusal, self.mailbox_id = refusal, mailbox_id
 
 
 class SendingPaused(BaseException):
@@ -109,9 +129,7 @@ class SmtpInvoicingMailbox(models.Model):
             if slow_down and slow_down.seconds:
                 # too many logins or connections, try later: the mailbox pauses, nothing failed
                 until, message, why = self._smtp_invoicing_pause(slow_down, f"{error.smtp_code} {error.detail}")
-                # read by mail.mail._postprocess_sent_message() when core fails the batch right after
-                REFUSAL.set(Refusal(True, message, until=until, why=why))
-                raise UserError(message) from None
+                raise SessionRefused(Refusal(True, message, until=until, why=why), self.id) from None
             message = self._smtp_invoicing_reason_message(error)
             if smtp.is_temporary(error.reason):
                 _logger.info("Mail server %s: temporary delivery failure (%s)", self.id, error.reason)
@@ -149,18 +167,17 @@ class SmtpInvoicingMailbox(models.Model):
                 for value in values:
                     message[name] = validation.one_line(value)
 
-    def _smtp_invoicing_send_email(self, send, smtp_session=None, message_id=None):
-        """Send one mail through this mailbox's server with ``send`` (core's ``send_email``): a mail
+    def _smtp_invoicing_send_email(self, send, message, smtp_session=None):
+        """Send one mail ``message`` through this mailbox's server with ``send`` (core's ``send_email``): a mail
         the server did not take fails with a reason an accountant understands.
 
         Called by ``ir.mail_server.send_email()``. Core's message is the raw SMTP exception,
         and a connection dropped during DATA escapes as ``SMTPServerDisconnected``, which
-        leaves core's placeholder reason on the mail; here both become a
-        ``MailDeliveryException`` with a readable reason, and ``REFUSAL`` tells the queue
-        whether to retry.
+        leaves core's placeholder reason on the mail; here both become a ``MailRefused``
+        with a readable reason, which tells the queue whether to retry.
         """
         self.ensure_one()
-        REFUSAL.set(None)
+        message_id = message["Message-Id"]
         try:
             return send()
         except MailDeliveryException as error:
@@ -172,8 +189,7 @@ class SmtpInvoicingMailbox(models.Model):
             if refusal.until and smtp_session is not None:
                 # the rest of the batch is not submitted to a server that asked to slow down
                 raise SendingPaused(self, refusal, message_id) from None
-            REFUSAL.set(refusal)
-            raise MailDeliveryException(refusal.reason) from None
+            raise MailRefused(refusal, message_id) from None
         except _BROKEN_CONNECTION:
             mailbox = self.with_context(lang=self._smtp_invoicing_reader_lang())
             refusal = Refusal(
@@ -184,8 +200,7 @@ class SmtpInvoicingMailbox(models.Model):
                     name=mailbox.name,
                 ),
             )
-            REFUSAL.set(refusal)
-            raise MailDeliveryException(refusal.reason) from None
+            raise MailRefused(refusal, message_id) from None
 
     def _smtp_invoicing_refusal(self, cause):
         """Return the Refusal of an SMTP reply that refused one mail, or None."""

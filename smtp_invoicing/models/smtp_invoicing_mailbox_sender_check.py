@@ -78,10 +78,10 @@ class SmtpInvoicingMailbox(models.Model):
         )
         return connection
 
-    def _smtp_invoicing_send_email(self, send, smtp_session=None, message_id=None):
+    def _smtp_invoicing_send_email(self, send, message, smtp_session=None):
         """After the first mail the server accepted in a session that reads the sender back, remember its
         Message-ID for the next reading of the mailbox."""
-        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session, message_id=message_id)
+        message_id = super()._smtp_invoicing_send_email(send, message, smtp_session=smtp_session)
         if message_id and getattr(smtp_session, "smtp_invoicing_check_sender", False):
             smtp_session.smtp_invoicing_check_sender = False
             self._smtp_invoicing_remember_sender_check(message_id)

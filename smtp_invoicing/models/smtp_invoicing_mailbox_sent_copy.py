@@ -1,34 +1,11 @@
 import base64
-import contextvars
 import logging
 
 from odoo import _, fields, models
 
+from ..lib import smtp
+
 _logger = logging.getLogger(__name__)
-
-# (mailbox id, bytes) of the mail an own mailbox's server has just accepted, set by the
-# connection's wrapped ``sendmail`` and read by ``send_email`` right after, in the same
-# thread: the exact bytes smtplib flattened, whichever path opened the connection.
-SENT = contextvars.ContextVar("smtp_invoicing_sent", default=None)
-
-
-def _remember_sent_bytes(connection, server_id):
-    """Wrap ``connection.sendmail`` so that the bytes of each accepted mail are kept in SENT.
-
-    ``smtplib.SMTP.send_message`` flattens the message once and hands the bytes to
-    ``sendmail``; a refused mail raises before anything is kept. The connection carries
-    ``smtp_invoicing_sent_copy_of`` (the mailbox id) to show that it is wrapped.
-    """
-    sendmail = connection.sendmail
-
-    def sendmail_and_remember(from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
-        result = sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
-        SENT.set((server_id, msg if isinstance(msg, bytes) else msg.encode("utf-8")))
-        return result
-
-    connection.sendmail = sendmail_and_remember
-    connection.smtp_invoicing_sent_copy_of = server_id
-    return connection
 
 
 class SmtpInvoicingMailbox(models.Model):
@@ -80,17 +57,21 @@ class SmtpInvoicingMailbox(models.Model):
         self.ensure_one()
         return self._smtp_invoicing_files_sent_itself() is None
 
-    def _smtp_invoicing_connect(self):
-        """Mailboxes with a Sent copy keep the bytes of what their server accepts (see SENT)."""
-        connection = super()._smtp_invoicing_connect()
-        # a server that files its own copy (Gmail, Microsoft 365, Outlook.com, a custom server found
-        # to do it) would show it twice
-        if (
+    def _smtp_invoicing_files_sent_copy(self):
+        """Whether Odoo files a copy of what this mailbox sends in its Sent folder: the box is ticked,
+        the mailbox is read over IMAP, and its server does not file its own copy (Gmail, Microsoft
+        365, Outlook.com, a custom server found to do it), which would show it twice."""
+        self.ensure_one()
+        return bool(
             self.smtp_invoicing_sent_copy
             and self.smtp_invoicing_imap_host
             and not self._smtp_invoicing_files_sent_itself()
-        ):
-            _remember_sent_bytes(connection, self.id)
+        )
+
+    def _smtp_invoicing_connect(self):
+        """A session tells once whether its mails get a Sent copy: no query per mail."""
+        connection = super()._smtp_invoicing_connect()
+        connection.smtp_invoicing_files_sent_copy = self._smtp_invoicing_files_sent_copy()
         return connection
 
     def _smtp_invoicing_record_server_files_sent(self, files):
@@ -111,27 +92,35 @@ class SmtpInvoicingMailbox(models.Model):
                 )
             )
 
-    def _smtp_invoicing_send_email(self, send, smtp_session=None, message_id=None):
-        """Queue the Sent copy of a mail the mailbox's server accepted.
+    def _smtp_invoicing_send_email(self, send, message, smtp_session=None):
+        """Queue the Sent copy of a mail the mailbox's server accepted: the bytes smtplib submitted,
+        flattened again from ``message`` once ``send`` returned.
 
-        Filing the copy is not part of sending: a failure to queue it is logged and the
-        mail stays sent.
+        Its MIME boundaries are drawn before sending (smtplib draws the outer one on a copy it
+        throws away), so the copy is byte for byte the mail the server accepted. Filing the copy is
+        not part of sending: a failure to queue it is logged and the mail stays sent.
         """
-        SENT.set(None)
-        message_id = super()._smtp_invoicing_send_email(send, smtp_session=smtp_session, message_id=message_id)
-        sent = SENT.get()
-        if sent:
-            SENT.set(None)
-            mailbox_id, raw = sent
+        if smtp_session is not None:
+            files_copy = getattr(smtp_session, "smtp_invoicing_files_sent_copy", False)
+        else:  # send_email() opens its own session: asked of the mailbox
+            files_copy = self._smtp_invoicing_files_sent_copy()
+        if files_copy:
+            smtp.fix_boundaries(message)
+        message_id = super()._smtp_invoicing_send_email(send, message, smtp_session=smtp_session)
+        if files_copy:
             try:
                 with self.env.cr.savepoint():
                     # sudo: the queue belongs to the mailbox, whoever sends
                     self.env["smtp_invoicing.sent.copy"].sudo().create(
-                        {"mailbox_id": mailbox_id, "message_id": message_id, "raw": base64.b64encode(raw)}
+                        {
+                            "mailbox_id": self.id,
+                            "message_id": message_id,
+                            "raw": base64.b64encode(smtp.submitted_bytes(message)),
+                        }
                     )
             except Exception:  # the mail was accepted: never fail it for its copy
                 _logger.warning(
-                    "Mailbox %s: the Sent copy of %s could not be queued", mailbox_id, message_id, exc_info=True
+                    "Mailbox %s: the Sent copy of %s could not be queued", self.id, message_id, exc_info=True
                 )
         return message_id
 
