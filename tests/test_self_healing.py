@@ -188,10 +188,10 @@ class TestSelfHealing(MailboxCase):
         broken = mailboxes[1]
         mark_verified = type(model)._smtp_invoicing_mark_verified
 
-        def failing_mark_verified(mailbox):
+        def failing_mark_verified(mailbox, notes=None):
             if mailbox.id == broken.id:
                 raise ValueError("cannot save")
-            return mark_verified(mailbox)
+            return mark_verified(mailbox, notes=notes)
 
         with (
             patch.object(type(model), "_smtp_invoicing_mark_verified", failing_mark_verified),

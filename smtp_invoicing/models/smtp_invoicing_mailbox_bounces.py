@@ -122,7 +122,7 @@ class SmtpInvoicingMailbox(models.Model):
             imap.verify(**incoming)
         return result
 
-    def _smtp_invoicing_record_verification(self, error=None):
+    def _smtp_invoicing_record_verification(self, error=None, notes=None):
         """An IMAP failure fails the verification like an SMTP one, with its own words.
 
         A mailbox switched to bounce tracking that cannot read its inbox is not what the
@@ -130,14 +130,14 @@ class SmtpInvoicingMailbox(models.Model):
         kept verified with a warning when a re-check could not reach the IMAP server.
         """
         if not isinstance(error, imap.ImapCheckError):
-            return super()._smtp_invoicing_record_verification(error)
+            return super()._smtp_invoicing_record_verification(error, notes=notes)
         self.ensure_one()
         server = self.sudo()
         message = server._smtp_invoicing_reason_message(error)
         if error.reason in IMAP_TEMPORARY_REASONS:
-            server._smtp_invoicing_mark_unreachable(message)
+            server._smtp_invoicing_mark_unreachable(message, notes=notes)
         else:
-            server._smtp_invoicing_mark_failed(message)
+            server._smtp_invoicing_mark_failed(message, notes=notes)
         server.smtp_invoicing_lease_until = False
         return fields.Datetime.now()
 

@@ -530,10 +530,10 @@ class SmtpInvoicingMailbox(models.Model):
         if self.smtp_invoicing_failure_reason != reason:
             self.smtp_invoicing_failure_reason = reason
 
-    def _smtp_invoicing_record_verification(self, error=None):
+    def _smtp_invoicing_record_verification(self, error=None, notes=None):
         """Also note the failure's reason (Sign in again, switch to OAuth)."""
         self._smtp_invoicing_note_failure(error)
-        return super()._smtp_invoicing_record_verification(error)
+        return super()._smtp_invoicing_record_verification(error, notes=notes)
 
     def _smtp_invoicing_owner_reasons(self):
         """A sign-in that no longer works is the owner's to renew."""

@@ -1,4 +1,3 @@
-import contextvars
 import dataclasses
 import datetime
 import logging
@@ -32,10 +31,6 @@ CHECK_BACKOFF_MINUTES = (10, 30, 60, 120, 240)
 # MissingSecret; every other failure (server, certificate, sender, licence, app settings)
 # is a Settings administrator's.
 OWNER_REASONS = frozenset({"auth_failed", "app_password_required"})
-
-# Chatter notes of the verification results recorded together, {server id: [bodies]}:
-# written by _smtp_invoicing_record_leases with one _message_log_batch per round.
-_PENDING_NOTES = contextvars.ContextVar("smtp_invoicing_pending_notes", default=None)
 
 
 @dataclasses.dataclass
@@ -322,14 +317,13 @@ class SmtpInvoicingMailbox(models.Model):
                 outcomes = [(lease, error) for lease, error in outcomes if lease.server_id in current]
                 # iterated, not browsed one by one: the mailboxes are read together
                 servers = env["smtp_invoicing.mailbox"].browse([lease.server_id for lease, _error in outcomes])
-                notes = {}
-                token = _PENDING_NOTES.set(notes)
+                notes = {}  # {mailbox id: [chatter notes]}: one _message_log_batch per round
                 try:
                     with cr.savepoint():
                         # a requested check (Verify) has its result: who asked is told, once saved
                         requested = servers.filtered(lambda server: server.verification_state == "pending")
                         for server, (_lease, error) in zip(servers, outcomes, strict=True):
-                            server._smtp_invoicing_record_verification(error)
+                            server._smtp_invoicing_record_verification(error, notes=notes)
                         while any(notes.values()):
                             bodies = {server_id: lines.pop(0) for server_id, lines in notes.items() if lines}
                             servers.browse(list(bodies))._message_log_batch(bodies)
@@ -339,8 +333,6 @@ class SmtpInvoicingMailbox(models.Model):
                 else:
                     requested._smtp_invoicing_tell_requester()
                     return
-                finally:
-                    _PENDING_NOTES.reset(token)
                 for server, (_lease, error) in zip(servers, outcomes, strict=True):
                     try:
                         with cr.savepoint():
@@ -433,18 +425,19 @@ class SmtpInvoicingMailbox(models.Model):
         company = server.smtp_invoicing_company_id or self.env.company
         return company.partner_id.lang or self.env.lang
 
-    def _smtp_invoicing_record_verification(self, error=None):
+    def _smtp_invoicing_record_verification(self, error=None, notes=None):
         """Record the outcome of a check that raised ``error`` (None: it succeeded).
 
-        Called with the mailbox's lease held, in the transaction that ends the check.
+        Called with the mailbox's lease held, in the transaction that ends the check. ``notes``:
+        the chatter notes are left there for the caller to log in one batch (``_smtp_invoicing_note``).
         """
         self.ensure_one()
         # written in the language of those who read the mailbox, not the scheduled action's
         server = self.sudo().with_context(lang=self._smtp_invoicing_reader_lang())
         if error is None:
-            server._smtp_invoicing_mark_verified()
+            server._smtp_invoicing_mark_verified(notes=notes)
         elif isinstance(error, smtp.SmtpCheckError) and smtp.is_temporary(error.reason):
-            server._smtp_invoicing_mark_unreachable(server._smtp_invoicing_reason_message(error))
+            server._smtp_invoicing_mark_unreachable(server._smtp_invoicing_reason_message(error), notes=notes)
         else:
             if isinstance(error, smtp.SmtpCheckError):
                 message = server._smtp_invoicing_reason_message(error)
@@ -456,10 +449,10 @@ class SmtpInvoicingMailbox(models.Model):
                     "Unexpected error during the verification. Try again; "
                     "if it persists, contact your Odoo administrator."
                 )
-            server._smtp_invoicing_mark_failed(message, error)
+            server._smtp_invoicing_mark_failed(message, error, notes=notes)
         server.smtp_invoicing_lease_until = False
 
-    def _smtp_invoicing_mark_verified(self):
+    def _smtp_invoicing_mark_verified(self, notes=None):
         """The settings work: Verified, re-checked after the re-verification interval; held mails leave."""
         self.ensure_one()
         now = fields.Datetime.now()
@@ -474,11 +467,12 @@ class SmtpInvoicingMailbox(models.Model):
             smtp_invoicing_next_check_at=now + timedelta(hours=hours),
             smtp_invoicing_check_warning=False,
             smtp_invoicing_check_failures=0,
+            notes=notes,
         )
         if not was_ready:
             self._smtp_invoicing_release_held_mails()
 
-    def _smtp_invoicing_mark_unreachable(self, reason):
+    def _smtp_invoicing_mark_unreachable(self, reason, notes=None):
         """A check could not reach the server for a reason that may heal by itself.
 
         A verified mailbox stays verified and usable, with a warning; a mailbox never
@@ -498,7 +492,7 @@ class SmtpInvoicingMailbox(models.Model):
                 minutes=minutes,
             )
             if not self.smtp_invoicing_check_warning:
-                self._smtp_invoicing_note(warning)
+                self._smtp_invoicing_note(warning, notes)
             self.write({**values, "smtp_invoicing_check_warning": warning})
         else:
             self._smtp_invoicing_set_state(
@@ -508,11 +502,12 @@ class SmtpInvoicingMailbox(models.Model):
                     reason=reason,
                     minutes=minutes,
                 ),
+                notes=notes,
                 **values,
             )
         self.env.ref("smtp_invoicing.ir_cron_verify_mail_servers")._trigger(at=next_check)
 
-    def _smtp_invoicing_mark_failed(self, message, error=None):
+    def _smtp_invoicing_mark_failed(self, message, error=None, notes=None):
         """A person must act: Failed, no automatic re-check, the person who can fix ``error``
         asked to (``_smtp_invoicing_ask_to_fix``)."""
         self.ensure_one()
@@ -522,6 +517,7 @@ class SmtpInvoicingMailbox(models.Model):
             smtp_invoicing_next_check_at=False,
             smtp_invoicing_check_warning=False,
             smtp_invoicing_check_failures=0,
+            notes=notes,
         )
         self._smtp_invoicing_ask_to_fix(message, owner=self._smtp_invoicing_owner_fixes(error))
 
@@ -544,7 +540,7 @@ class SmtpInvoicingMailbox(models.Model):
         deadline = float(params.get_param("smtp_invoicing.verify_deadline", DEFAULT_DEADLINE))
         return timeout, max(deadline, timeout)
 
-    def _smtp_invoicing_set_state(self, state, message, **values):
+    def _smtp_invoicing_set_state(self, state, message, notes=None, **values):
         self.ensure_one()
         changed = self.verification_state != state or self.verification_message != message
         self.write({"verification_state": state, "verification_message": message, **values})
@@ -554,17 +550,17 @@ class SmtpInvoicingMailbox(models.Model):
             else:
                 label = dict(self._fields["verification_state"]._description_selection(self.env))[state]
                 note = _("Status: %(state)s. %(message)s", state=label, message=message)
-            self._smtp_invoicing_note(note)
+            self._smtp_invoicing_note(note, notes)
         _logger.info("Mail server %s verification: %s", self.id, state)
 
-    def _smtp_invoicing_note(self, body):
-        """Log ``body`` in the chatter, or leave it to the batch of results being recorded."""
+    def _smtp_invoicing_note(self, body, notes=None):
+        """Log ``body`` in the chatter, or add it to ``notes`` ({mailbox id: [bodies]}) when the caller
+        records a batch of results and logs their notes together."""
         self.ensure_one()
-        pending = _PENDING_NOTES.get()
-        if pending is None:
+        if notes is None:
             self._message_log(body=body)
         else:
-            pending.setdefault(self.id, []).append(body)
+            notes.setdefault(self.id, []).append(body)
 
     def _smtp_invoicing_reason_message(self, error):
         """Translate a classified failure (``smtp.SmtpCheckError``) into words an accountant understands.
