@@ -58,6 +58,38 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         self.assertTrue(invoice.is_move_sent)
         self.assertFalse(invoice.smtp_invoicing_mail_failure)
 
+    def test_a_queue_batch_marks_its_delivered_invoices_sent_in_one_orm_write(self):
+        """The queue marks sent the invoices whose mail the server accepted, with one ``write()`` of the
+        ORM for the batch once it is sent: an override of ``account.move.write`` (another module's) sees
+        is_move_sent become true for those invoices together, and never for the invoice whose mail the
+        server refused."""
+        refused = "unknown@client.test"
+        self.server.rcpt_replies = {refused: (550, "5.1.1 No such user")}
+        delivered = self.invoice() | self.invoice()
+        bounced = self.create_invoice(
+            "out_invoice", partner=self.partner_a.copy({"email": refused}), amounts=[100.0], post=True
+        )
+        for invoice in delivered | bounced:
+            self.invoice_template.send_mail(invoice.id)
+        self.assertEqual((delivered | bounced).mapped("is_move_sent"), [False, False, False])
+        Move = type(self.env["account.move"])
+        write = Move.write
+        seen = []
+
+        def another_modules_write(moves, vals):
+            if "is_move_sent" in vals:
+                seen.append((sorted(moves.ids), vals["is_move_sent"]))
+            return write(moves, vals)
+
+        with patch.object(Move, "write", another_modules_write):
+            self.process_queue()
+        self.assertEqual(sorted(len(message.rcpt_tos) for message in self.server.messages), [1, 1])
+        self.assertEqual(seen, [(sorted(delivered.ids), True)])
+        self.assertEqual(delivered.mapped("is_move_sent"), [True, True])
+        self.assertEqual(delivered.mapped("smtp_invoicing_delivery_state"), ["sent", "sent"])
+        self.assertFalse(bounced.is_move_sent)
+        self.assertEqual(bounced.smtp_invoicing_delivery_state, "failed")
+
     def test_other_mails_of_the_invoice_never_change_its_delivery(self):
         """An activity notification of the invoice failing through Odoo's default routing leaves it Delivered."""
         invoice = self.invoice()

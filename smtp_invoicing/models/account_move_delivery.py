@@ -98,21 +98,18 @@ class AccountMove(models.Model):
                 values["is_move_sent"] = move.is_move_sent
 
     def _smtp_invoicing_mark_delivered(self, template, mail_id):
-        """The customer's server accepted the mail ``mail_id``: Delivered, and ``is_move_sent`` for a
-        sending template. Return whether older undelivered copies of the same email remain.
+        """The customer's server accepted the mail ``mail_id``: Delivered. Return whether older
+        undelivered copies of the same email remain. (``is_move_sent`` is written for the whole
+        queue batch once it is sent: ``_smtp_invoicing_mark_sent``.)
 
-        The mail queue calls this for every mail it delivers, so it costs one statement: the
-        update and the look for older copies together (bench/send.py: one query per mail over
-        Odoo without the module). The ORM's bookkeeping is kept: pending values of these fields
-        are flushed first, the cache is invalidated and the fields that depend on them are
-        marked as modified, as ``write()`` does. Nothing here touches the accounting, and no
-        tracking line is written (the chatter already shows the mail).
+        The mail queue calls this for every mail it delivers, so it costs one statement on the
+        module's own columns: the update and the look for older copies together (bench/send.py:
+        one query per mail over Odoo without the module). The ORM's bookkeeping is kept: pending
+        values of these fields are flushed first, the cache is invalidated and the fields that
+        depend on them are marked as modified, as ``write()`` does.
         """
         self.ensure_one()
-        sending = self._smtp_invoicing_is_sending(template)
         fnames = ["smtp_invoicing_delivery_state", "smtp_invoicing_mail_failure", "smtp_invoicing_delivered_at"]
-        if sending:
-            fnames.append("is_move_sent")
         self.flush_recordset(fnames)
         # what the look for older copies reads, as search() would flush it
         self.env["mail.mail"].flush_model(["mail_message_id", "smtp_invoicing_template_id", "state"])
@@ -125,7 +122,6 @@ class AccountMove(models.Model):
                    SET smtp_invoicing_delivery_state = 'sent',
                        smtp_invoicing_mail_failure = NULL,
                        smtp_invoicing_delivered_at = %(now)s,
-                       is_move_sent = is_move_sent OR %(sending)s,
                        write_uid = %(uid)s,
                        write_date = %(write_date)s
                  WHERE id = %(move)s
@@ -141,7 +137,6 @@ class AccountMove(models.Model):
                        )
                 """,
                 now=fields.Datetime.now(),
-                sending=sending,
                 uid=self.env.uid,
                 write_date=self.env.cr.now(),
                 move=self.id,
@@ -152,9 +147,23 @@ class AccountMove(models.Model):
         row = self.env.cr.fetchone()
         self.invalidate_recordset([*fnames, "write_uid", "write_date"])
         self.modified(fnames)
-        if sending:
-            self._smtp_invoicing_keep_out_of_tracking()
         return bool(row and row[0])
+
+    def _smtp_invoicing_mark_sent(self):
+        """``is_move_sent`` for these documents, whose sending email the customer's server accepted.
+
+        Written through the ORM, once per queue batch (``mail.mail._smtp_invoicing_within_limits``),
+        so that other modules' ``write()`` see it; nothing here touches the accounting, and no
+        tracking line is written (the chatter already shows the mail).
+        """
+        moves = self.sudo().exists().filtered(lambda move: not move.is_move_sent)
+        if moves:
+            moves.with_context(
+                check_move_validity=False,
+                skip_account_move_synchronization=True,
+                skip_invoice_sync=True,
+                tracking_disable=True,
+            ).write({"is_move_sent": True})
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
         """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""

@@ -207,7 +207,8 @@ class MailMail(models.Model):
         that may leave now and a connection slot (``_smtp_invoicing_take_submission``); the
         others wait in the queue until the time they may leave. Once core has sent the batch
         (the generator is resumed for the next one, or closed), the session counts what the
-        server accepted and frees its slot.
+        server accepted and frees its slot, and the invoices whose sending email was accepted
+        are marked sent (``account.move._smtp_invoicing_mark_sent``), in one write.
         """
         for mail_server_id, alias_domain_id, smtp_from, batch_ids in batches:
             mailbox = mailboxes.get(mail_server_id)
@@ -222,15 +223,25 @@ class MailMail(models.Model):
                 mails[allowed:]._smtp_invoicing_wait(mailbox, when, why)
             if not allowed:
                 continue
+            sending = mails[:allowed]
+            # {mail id: invoice} of the mails that send an invoice itself (not a payment reminder)
+            Move = self.env["account.move"]
+            invoices = {
+                mail.id: mail.res_id
+                for mail in sending
+                if mail.model == "account.move" and Move._smtp_invoicing_is_sending(mail.smtp_invoicing_template_id)
+            }
             try:
-                yield mail_server_id, alias_domain_id, smtp_from, mails[:allowed].ids
+                yield mail_server_id, alias_domain_id, smtp_from, sending.ids
             finally:
                 # accepted: sent, or sent and auto-deleted; one statement
                 self.env.flush_all()
-                self.env.cr.execute(
-                    "SELECT COUNT(*) FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(mails[:allowed].ids)]
-                )
-                mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
+                self.env.cr.execute("SELECT id FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(sending.ids)])
+                unaccepted = {row[0] for row in self.env.cr.fetchall()}
+                mailbox._smtp_invoicing_end_submission(submission, allowed - len(unaccepted))
+                Move.browse(
+                    sorted({move_id for mail_id, move_id in invoices.items() if mail_id not in unaccepted})
+                )._smtp_invoicing_mark_sent()
 
     def _smtp_invoicing_recipient_count(self):
         """Recipients of this mail as the provider counts them (To, Cc and the notified partners)."""
