@@ -231,7 +231,8 @@ class Fleet:
 
 
 class Measure:
-    """Wall time, SQL queries of this thread (all cursors) and peak RSS of a block."""
+    """Wall time, CPU time of the process (all its threads, user + system), SQL queries of this
+    thread (all cursors) and peak RSS of a block."""
 
     def __enter__(self):
         thread = threading.current_thread()
@@ -241,10 +242,12 @@ class Measure:
         self.rss_before = _status_kb("VmRSS")
         _reset_peak_rss()
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
         return self
 
     def __exit__(self, *exc_info):
         self.seconds = time.perf_counter() - self._start
+        self.cpu_seconds = time.process_time() - self._cpu_start
         self.queries = threading.current_thread().query_count - self._queries
         self.peak_rss_mb = _status_kb("VmHWM") / 1024
         self.peak_growth_mb = (_status_kb("VmHWM") - self.rss_before) / 1024
