@@ -1,9 +1,14 @@
+import logging
 from collections import defaultdict
+
+import psycopg2
 
 from odoo import _, api, fields, models
 from odoo.tools import SQL
 
 from .mail_mail import RETRY_MINUTES
+
+_logger = logging.getLogger(__name__)
 
 
 class AccountMove(models.Model):
@@ -171,18 +176,29 @@ class AccountMove(models.Model):
 
         Written through the ORM, once per queue batch (``mail.mail._smtp_invoicing_within_limits``),
         so that other modules' ``write()`` see it; the documents of a batch cut short (a worker
-        killed before the batch's end) are found by the next one. Nothing here touches the
-        accounting, and no tracking line is written (the chatter already shows the mail).
+        killed before the batch's end) are found by the next one. Documents another session is
+        marking (or delivering) right now are left to it, never waited for. Nothing here touches
+        the accounting, and no tracking line is written (the chatter already shows the mail).
         """
-        # sudo: the queue's bookkeeping, whatever user triggers it
-        moves = self.env["account.move"].sudo().search([("smtp_invoicing_sent_pending", "=", True)])
-        if moves:
-            moves.with_context(
-                check_move_validity=False,
-                skip_account_move_synchronization=True,
-                skip_invoice_sync=True,
-                tracking_disable=True,
-            ).write({"is_move_sent": True, "smtp_invoicing_sent_pending": False})
+        try:
+            with self.env.cr.savepoint():
+                self.env.cr.execute(
+                    "SELECT id FROM account_move WHERE smtp_invoicing_sent_pending"
+                    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
+                    log_exceptions=False,
+                )
+                # sudo: the queue's bookkeeping, whatever user triggers it
+                moves = self.env["account.move"].sudo().browse([row[0] for row in self.env.cr.fetchall()])
+                if moves:
+                    moves.with_context(
+                        check_move_validity=False,
+                        skip_account_move_synchronization=True,
+                        skip_invoice_sync=True,
+                        tracking_disable=True,
+                    ).write({"is_move_sent": True, "smtp_invoicing_sent_pending": False})
+        except psycopg2.errors.SerializationFailure:
+            # another session marked some of them since this transaction began: the next batch does the rest
+            _logger.info("Invoices to mark sent were changed by another session; left to the next queue batch")
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
         """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""
