@@ -256,3 +256,54 @@ def test_send_and_print_never_waits_for_a_verification_on_the_network():
                 _remove_invoice(data.registry, move_id)
             data.cleanup()
             server.stop()
+
+
+def test_marking_invoices_sent_never_waits_for_a_row_another_session_holds():
+    """The end of a queue batch marks sent the invoices flagged for it without waiting for one whose row
+    another session holds (a wait would hit the lock timeout and fail): that one stays flagged, the others
+    are marked at once, and the next batch's end marks it."""
+    with Pki() as pki:
+        server = SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD})
+        server.start()
+        data = _Committed([server], pki)
+        move_ids = []
+
+        def states():
+            with data.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT id, COALESCE(is_move_sent, FALSE), smtp_invoicing_sent_pending FROM account_move"
+                    " WHERE id IN %s ORDER BY id",
+                    [tuple(move_ids)],
+                )
+                return cr.fetchall()
+
+        def batch_end():
+            with data.registry.cursor() as cr:
+                cr.execute("SET LOCAL lock_timeout = '5s'")
+                api.Environment(cr, SUPERUSER_ID, {})["account.move"]._smtp_invoicing_mark_sent()
+
+        try:
+            with data.registry.cursor() as cr:
+                cr.execute(
+                    "UPDATE smtp_invoicing_mailbox SET verification_state = 'verified' WHERE id = %s",
+                    [data.mailbox_ids[0]],
+                )
+            move_ids = sorted(_committed_invoice(data.registry, data.mailbox_ids[0]) for _index in range(2))
+            held, free = move_ids
+            with data.registry.cursor() as cr:
+                # what the queue's per-mail statement leaves for the batch's end
+                cr.execute(
+                    "UPDATE account_move SET smtp_invoicing_sent_pending = TRUE WHERE id IN %s", [tuple(move_ids)]
+                )
+            with data.registry.cursor() as holder:
+                holder.execute("SELECT id FROM account_move WHERE id = %s FOR UPDATE", [held])
+                batch_end()
+                holder.rollback()
+            assert states() == [(held, False, True), (free, True, False)]
+            batch_end()
+            assert states() == [(held, True, False), (free, True, False)]
+        finally:
+            for move_id in move_ids:
+                _remove_invoice(data.registry, move_id)
+            data.cleanup()
+            server.stop()

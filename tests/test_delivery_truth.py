@@ -90,6 +90,20 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         self.assertFalse(bounced.is_move_sent)
         self.assertEqual(bounced.smtp_invoicing_delivery_state, "failed")
 
+    def test_a_batch_cut_short_is_marked_sent_by_the_next_one(self):
+        """A worker killed after its mail was delivered and committed, before its batch's end: the invoice is
+        Delivered but not yet marked sent; the next queue batch, of any mailbox, marks it sent with its own."""
+        cut_short, next_one = self.invoice(), self.invoice()
+        # what the killed worker committed: its mail's bookkeeping, not the batch's end
+        cut_short._smtp_invoicing_mark_delivered(self.invoice_template, 0)
+        self.assertEqual(cut_short.smtp_invoicing_delivery_state, "sent")
+        self.assertFalse(cut_short.is_move_sent)
+        self.invoice_template.send_mail(next_one.id)
+        self.process_queue()
+        self.assertEqual(len(self.server.messages), 1)
+        self.assertEqual((cut_short | next_one).mapped("is_move_sent"), [True, True])
+        self.assertEqual((cut_short | next_one).mapped("smtp_invoicing_sent_pending"), [False, False])
+
     def test_other_mails_of_the_invoice_never_change_its_delivery(self):
         """An activity notification of the invoice failing through Odoo's default routing leaves it Delivered."""
         invoice = self.invoice()

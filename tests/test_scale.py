@@ -176,9 +176,9 @@ class TestSendingOverhead(SmtpInvoicingCase):
         self.assertTrue(invoice.is_move_sent)
 
     def test_a_delivered_invoice_mail_costs_one_query(self):
-        """The queue's bookkeeping of a delivered invoice mail is one query: the invoice is Delivered, and
-        it tells whether older undelivered copies of the same email are still waiting (is_move_sent is
-        written once for the queue batch, not here)."""
+        """The queue's bookkeeping of a delivered invoice mail is one query: the invoice is Delivered and
+        to be marked sent at the batch's end (is_move_sent is written once for the queue batch, not here),
+        and it tells whether older undelivered copies of the same email are still waiting."""
         invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
         template = self.env.ref("account.email_template_edi_invoice")
         invoice._smtp_invoicing_set_delivery("queued", templates=template)
@@ -204,6 +204,7 @@ class TestSendingOverhead(SmtpInvoicingCase):
         self.assertTrue(remaining, "the older copy is still outgoing")
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertFalse(invoice.is_move_sent, "written for the whole queue batch")
+        self.assertTrue(invoice.smtp_invoicing_sent_pending, "kept for the batch's end")
         self.assertTrue(invoice.smtp_invoicing_delivered_at)
         self.assertFalse(invoice.smtp_invoicing_mail_failure)
         older.state = "sent"

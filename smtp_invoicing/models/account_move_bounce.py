@@ -59,7 +59,7 @@ class AccountMove(models.Model):
         reminder = self.env.ref("smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False)
         template = message.smtp_invoicing_document_template_id
         if template != reminder and not move._smtp_invoicing_delivered_before(message, reminder):
-            values.update(is_move_sent=False, smtp_invoicing_delivered_at=False)
+            values.update(is_move_sent=False, smtp_invoicing_delivered_at=False, smtp_invoicing_sent_pending=False)
         move.write(values)
         move._message_log(body=failure)
         user = move._smtp_invoicing_returned_user(server)

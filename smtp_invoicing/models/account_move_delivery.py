@@ -1,9 +1,14 @@
+import logging
 from collections import defaultdict
 
-from odoo import _, fields, models
+import psycopg2
+
+from odoo import _, api, fields, models
 from odoo.tools import SQL
 
 from .mail_mail import RETRY_MINUTES
+
+_logger = logging.getLogger(__name__)
 
 
 class AccountMove(models.Model):
@@ -27,6 +32,14 @@ class AccountMove(models.Model):
         copy=False,
         readonly=True,
         help="When the customer's server last accepted an email of this document from an own mailbox.",
+    )
+    smtp_invoicing_sent_pending = fields.Boolean(
+        string="To Be Marked Sent",
+        copy=False,
+        readonly=True,
+        index=True,
+        help="The customer's server accepted the document's email: the end of the mail queue's batch marks it "
+        "sent. Kept in the database, so that a batch cut short is finished by the next one.",
     )
     smtp_invoicing_mail_failure = fields.Text(
         string="Email Not Delivered",
@@ -98,9 +111,9 @@ class AccountMove(models.Model):
                 values["is_move_sent"] = move.is_move_sent
 
     def _smtp_invoicing_mark_delivered(self, template, mail_id):
-        """The customer's server accepted the mail ``mail_id``: Delivered. Return whether older
-        undelivered copies of the same email remain. (``is_move_sent`` is written for the whole
-        queue batch once it is sent: ``_smtp_invoicing_mark_sent``.)
+        """The customer's server accepted the mail ``mail_id``: Delivered, and, for a sending template,
+        to be marked sent at the end of the queue batch (``_smtp_invoicing_mark_sent``). Return
+        whether older undelivered copies of the same email remain.
 
         The mail queue calls this for every mail it delivers, so it costs one statement on the
         module's own columns: the update and the look for older copies together (bench/send.py:
@@ -109,8 +122,12 @@ class AccountMove(models.Model):
         depend on them are marked as modified, as ``write()`` does.
         """
         self.ensure_one()
+        sending = self._smtp_invoicing_is_sending(template)
         fnames = ["smtp_invoicing_delivery_state", "smtp_invoicing_mail_failure", "smtp_invoicing_delivered_at"]
-        self.flush_recordset(fnames)
+        if sending:
+            fnames.append("smtp_invoicing_sent_pending")
+        # is_move_sent is read (never written) by the statement
+        self.flush_recordset([*fnames, "is_move_sent"])
         # what the look for older copies reads, as search() would flush it
         self.env["mail.mail"].flush_model(["mail_message_id", "smtp_invoicing_template_id", "state"])
         self.env["mail.message"].flush_model(["model", "res_id"])
@@ -122,6 +139,8 @@ class AccountMove(models.Model):
                    SET smtp_invoicing_delivery_state = 'sent',
                        smtp_invoicing_mail_failure = NULL,
                        smtp_invoicing_delivered_at = %(now)s,
+                       smtp_invoicing_sent_pending = (%(sending)s AND NOT COALESCE(is_move_sent, FALSE))
+                                                     OR COALESCE(smtp_invoicing_sent_pending, FALSE),
                        write_uid = %(uid)s,
                        write_date = %(write_date)s
                  WHERE id = %(move)s
@@ -137,6 +156,7 @@ class AccountMove(models.Model):
                        )
                 """,
                 now=fields.Datetime.now(),
+                sending=sending,
                 uid=self.env.uid,
                 write_date=self.env.cr.now(),
                 move=self.id,
@@ -149,21 +169,36 @@ class AccountMove(models.Model):
         self.modified(fnames)
         return bool(row and row[0])
 
+    @api.model
     def _smtp_invoicing_mark_sent(self):
-        """``is_move_sent`` for these documents, whose sending email the customer's server accepted.
+        """``is_move_sent`` for the documents whose sending email the customer's server accepted
+        (``smtp_invoicing_sent_pending``).
 
         Written through the ORM, once per queue batch (``mail.mail._smtp_invoicing_within_limits``),
-        so that other modules' ``write()`` see it; nothing here touches the accounting, and no
-        tracking line is written (the chatter already shows the mail).
+        so that other modules' ``write()`` see it; the documents of a batch cut short (a worker
+        killed before the batch's end) are found by the next one. Documents another session is
+        marking (or delivering) right now are left to it, never waited for. Nothing here touches
+        the accounting, and no tracking line is written (the chatter already shows the mail).
         """
-        moves = self.sudo().exists().filtered(lambda move: not move.is_move_sent)
-        if moves:
-            moves.with_context(
-                check_move_validity=False,
-                skip_account_move_synchronization=True,
-                skip_invoice_sync=True,
-                tracking_disable=True,
-            ).write({"is_move_sent": True})
+        try:
+            with self.env.cr.savepoint():
+                self.env.cr.execute(
+                    "SELECT id FROM account_move WHERE smtp_invoicing_sent_pending"
+                    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
+                    log_exceptions=False,
+                )
+                # sudo: the queue's bookkeeping, whatever user triggers it
+                moves = self.env["account.move"].sudo().browse([row[0] for row in self.env.cr.fetchall()])
+                if moves:
+                    moves.with_context(
+                        check_move_validity=False,
+                        skip_account_move_synchronization=True,
+                        skip_invoice_sync=True,
+                        tracking_disable=True,
+                    ).write({"is_move_sent": True, "smtp_invoicing_sent_pending": False})
+        except psycopg2.errors.SerializationFailure:
+            # another session marked some of them since this transaction began: the next batch does the rest
+            _logger.info("Invoices to mark sent were changed by another session; left to the next queue batch")
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
         """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""

@@ -224,24 +224,16 @@ class MailMail(models.Model):
             if not allowed:
                 continue
             sending = mails[:allowed]
-            # {mail id: invoice} of the mails that send an invoice itself (not a payment reminder)
-            Move = self.env["account.move"]
-            invoices = {
-                mail.id: mail.res_id
-                for mail in sending
-                if mail.model == "account.move" and Move._smtp_invoicing_is_sending(mail.smtp_invoicing_template_id)
-            }
             try:
                 yield mail_server_id, alias_domain_id, smtp_from, sending.ids
             finally:
                 # accepted: sent, or sent and auto-deleted; one statement
                 self.env.flush_all()
-                self.env.cr.execute("SELECT id FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(sending.ids)])
-                unaccepted = {row[0] for row in self.env.cr.fetchall()}
-                mailbox._smtp_invoicing_end_submission(submission, allowed - len(unaccepted))
-                Move.browse(
-                    sorted({move_id for mail_id, move_id in invoices.items() if mail_id not in unaccepted})
-                )._smtp_invoicing_mark_sent()
+                self.env.cr.execute(
+                    "SELECT COUNT(*) FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(sending.ids)]
+                )
+                mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
+                self.env["account.move"]._smtp_invoicing_mark_sent()
 
     def _smtp_invoicing_recipient_count(self):
         """Recipients of this mail as the provider counts them (To, Cc and the notified partners)."""
