@@ -8,8 +8,9 @@ bench's) to a loopback stand-in that answers as Gmail documents (tests/provider_
 1. before anything is sent, what the Send dialog announces (``_smtp_invoicing_leave_plan``);
 2. day 1: the mail queue's scheduled action runs until nothing more leaves;
 3. the simulated clock moves to a minute before the announced time (the product's timestamps
-   move back, the stand-in's clock forward): the queue sends nothing; then to the announced time:
-   the rest leaves;
+   move back, the stand-in's clock forward): the queue sends nothing; then to the announced time,
+   and to each time the queue is triggered for after it, as the scheduled action runs: the rest
+   leaves, session by session, as the provider's window frees the day before's sessions;
 4. the cost of the budget: 1,000 mails through a mailbox without limits, with the budget's
    bookkeeping and with it bypassed, alternately, in the same process.
 
@@ -136,6 +137,18 @@ def month_end(registry, pki, clock):
         early = len(server.accepted) - accepted_day1
         clock.advance(registry, datetime.timedelta(minutes=1, seconds=1))
         run_queue(registry)
+        # then as the scheduled action does: run again at each time the queue was triggered for
+        # (the next session of day 1 aging out), for at most 10 minutes of simulated time
+        day2_started = clock()
+        while True:
+            with environment(registry) as env:
+                waiting = env["mail.mail"].search([("id", "in", mail_ids), ("state", "=", "outgoing")])
+                next_at = min(waiting.mapped("scheduled_date")) if waiting else None
+            if not next_at or clock() - day2_started > datetime.timedelta(minutes=10):
+                break
+            clock.advance(registry, max(next_at - datetime.datetime.utcnow(), datetime.timedelta()))
+            run_queue(registry)
+        day2_spread = (clock() - day2_started).total_seconds()
         day2 = states(registry, mail_ids)
         accepted_day2 = len(server.accepted) - accepted_day1
         message_ids = [accepted.message.get("Message-ID") for accepted in server.accepted]
@@ -151,6 +164,7 @@ def month_end(registry, pki, clock):
             "waiting": len(day2["outgoing"]),
             "twice": len(message_ids) - len(set(message_ids)),
             "day1_seconds": day1_seconds,
+            "day2_spread": day2_spread,
         }
 
 
@@ -219,6 +233,7 @@ def main():
             ["sent twice", result["twice"], 0],
             ["announced vs real leave time (s)", f"{announced_gap:.0f}", "<= 60"],
             ["day 1 wall time (s)", f"{result['day1_seconds']:.1f}", "-"],
+            ["day 2: simulated time added for the queue's later triggers (s)", f"{result['day2_spread']:.0f}", "-"],
         ],
     )
     best = {label: min(measures, key=lambda m: m.seconds) for label, measures in runs.items()}

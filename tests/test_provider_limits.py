@@ -2,10 +2,14 @@
 replies read as a pause, the provider's own Sent copy, a sender Gmail would rewrite — against loopback
 stand-ins that answer as Gmail and Microsoft 365 document (tests/provider_servers.py)."""
 
+import time
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.exceptions import ValidationError
+
+from odoo.addons.smtp_invoicing.models import mail_mail
 
 from common import MAILBOX_LOGIN, PASSWORD, SmtpInvoicingCase, real_smtp
 from provider_servers import FakeClock, GmailStandIn, MicrosoftStandIn
@@ -101,6 +105,42 @@ class TestBudgets(ProviderCase):
         self.run_queue()
         self.assertEqual((len(gmail.accepted), gmail.refusals), (5, []))
         self.assertEqual(set(invoices.mapped("smtp_invoicing_delivery_state")), {"sent"})
+
+    def test_a_sessions_mails_count_from_its_end_as_the_provider_counts_them(self):
+        """Gmail counts each mail when it accepts it: the budget counts a session's mails from the session's
+        end (at or after the last acceptance, after the first), never from its start, so that its rolling
+        window never frees a mail before the provider's does."""
+        accepted_at = []
+
+        def slow_filing(_content):  # Gmail files the mail, then answers 250
+            accepted_at.append(fields.Datetime.now())
+            time.sleep(1.1)
+
+        gmail = self.stand_in(GmailStandIn, on_sent=slow_filing)
+        mailbox = self.provider_mailbox(gmail, "gmail")
+        for invoice in self.invoices(2):
+            self.template.send_mail(invoice.id)  # queued, then sent in one session
+        started = fields.Datetime.now()
+        self.run_queue()
+        self.assertEqual(len(gmail.accepted), 2)
+        session = self.env["smtp_invoicing.submission"].search([("mailbox_id", "=", mailbox.id)])
+        self.assertEqual(session.mapped("count"), [2])
+        self.assertGreater(accepted_at[-1], started)
+        self.assertGreaterEqual(session.taken_at, accepted_at[-1])
+        self.assertGreater(session.taken_at, accepted_at[0])
+
+    def test_a_mailbox_with_a_daily_limit_sends_in_short_sessions(self):
+        """A mailbox with a daily limit sends at most BUDGET_SESSION_MAILS mails per SMTP session (here lowered
+        to 2): 5 invoices leave in 3 sessions of 2, 2 and 1, each counted in the budget."""
+        gmail = self.stand_in(GmailStandIn)
+        mailbox = self.provider_mailbox(gmail, "gmail")
+        for invoice in self.invoices(5):
+            self.template.send_mail(invoice.id)  # queued, then sent by one run of the queue
+        with patch.object(mail_mail, "BUDGET_SESSION_MAILS", 2):
+            self.run_queue()
+        self.assertEqual(len(gmail.accepted), 5)
+        sessions = self.env["smtp_invoicing.submission"].search([("mailbox_id", "=", mailbox.id)], order="id")
+        self.assertEqual(sessions.mapped("count"), [2, 2, 1])
 
     def test_per_minute_rate_and_connection_cap_of_microsoft_365(self):
         """Microsoft 365's 3 connections are shared by every worker: with 3 sessions open elsewhere, a mail

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from odoo import _, api, fields, models, tools
 
+from .smtp_invoicing_mailbox_budget import BUDGET_SESSION_MAILS
 from .smtp_invoicing_mailbox_delivery import MailRefused, SendingPaused, SessionRefused
 
 # A mail refused for a temporary reason (4xx, connection dropped, server
@@ -210,30 +211,39 @@ class MailMail(models.Model):
         server accepted and frees its slot, and the invoices whose sending email was accepted
         are marked sent (``account.move._smtp_invoicing_mark_sent``), in one write.
         """
-        for mail_server_id, alias_domain_id, smtp_from, batch_ids in batches:
+        for mail_server_id, alias_domain_id, smtp_from, core_batch_ids in batches:
             mailbox = mailboxes.get(mail_server_id)
             if not mailbox:
-                yield mail_server_id, alias_domain_id, smtp_from, batch_ids
+                yield mail_server_id, alias_domain_id, smtp_from, core_batch_ids
                 continue
-            mails = self.browse(batch_ids).sudo()
-            submission, allowed, when, why = mailbox._smtp_invoicing_take_submission(
-                lambda mails=mails: [mail._smtp_invoicing_recipient_count() for mail in mails], count=len(mails)
-            )
-            if allowed < len(mails):
-                mails[allowed:]._smtp_invoicing_wait(mailbox, when, why)
-            if not allowed:
-                continue
-            sending = mails[:allowed]
-            try:
-                yield mail_server_id, alias_domain_id, smtp_from, sending.ids
-            finally:
-                # accepted: sent, or sent and auto-deleted; one statement
-                self.env.flush_all()
-                self.env.cr.execute(
-                    "SELECT COUNT(*) FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(sending.ids)]
+            # a mailbox with a daily limit sends in short sessions (BUDGET_SESSION_MAILS), counted from their end
+            size = BUDGET_SESSION_MAILS if mailbox.smtp_invoicing_daily_limit else len(core_batch_ids)
+            for start in range(0, len(core_batch_ids), size):
+                yield from self._smtp_invoicing_session_within_limits(
+                    mailbox, mail_server_id, alias_domain_id, smtp_from, core_batch_ids[start : start + size]
                 )
-                mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
-                self.env["account.move"]._smtp_invoicing_mark_sent()
+
+    def _smtp_invoicing_session_within_limits(self, mailbox, mail_server_id, alias_domain_id, smtp_from, batch_ids):
+        """One SMTP session of ``mailbox`` for ``batch_ids``, within its budget (``_smtp_invoicing_within_limits``)."""
+        mails = self.browse(batch_ids).sudo()
+        submission, allowed, when, why = mailbox._smtp_invoicing_take_submission(
+            lambda mails=mails: [mail._smtp_invoicing_recipient_count() for mail in mails], count=len(mails)
+        )
+        if allowed < len(mails):
+            mails[allowed:]._smtp_invoicing_wait(mailbox, when, why)
+        if not allowed:
+            return
+        sending = mails[:allowed]
+        try:
+            yield mail_server_id, alias_domain_id, smtp_from, sending.ids
+        finally:
+            # accepted: sent, or sent and auto-deleted; one statement
+            self.env.flush_all()
+            self.env.cr.execute(
+                "SELECT COUNT(*) FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(sending.ids)]
+            )
+            mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
+            self.env["account.move"]._smtp_invoicing_mark_sent()
 
     def _smtp_invoicing_recipient_count(self):
         """Recipients of this mail as the provider counts them (To, Cc and the notified partners)."""

@@ -15,6 +15,10 @@ MINUTE = timedelta(minutes=1)
 # An SMTP session holds its connection slot at most this long: a worker killed mid-session
 # gives its slot back by itself.
 SESSION_LEASE = timedelta(minutes=30)
+# A mailbox with a daily limit sends at most this many mails per SMTP session: the provider counts
+# each mail when it accepts it, the budget counts a session's mails from the session's end, so a
+# short session keeps the next day's mails from leaving much later than the provider allows.
+BUDGET_SESSION_MAILS = 200
 # Pauses longer than this (several in a row) ask a Settings administrator to look.
 LONG_PAUSE = timedelta(days=1)
 LIMIT_FIELDS = (
@@ -250,14 +254,21 @@ class SmtpInvoicingMailbox(models.Model):
 
     @api.model
     def _smtp_invoicing_end_submission(self, submission_id, accepted):
-        """The session ended: it counts the mails the server ``accepted``; its slot is free again. When
-        mails left, a later pause starts a new count of how long it lasts. One statement."""
+        """The session ended: it counts the mails the server ``accepted``, from now on; its slot is free
+        again. When mails left, a later pause starts a new count of how long it lasts. One statement.
+
+        The provider counts each mail when it accepts it, between the session's start and its end:
+        counted from the end, the rolling window never frees a mail before the provider's does (from
+        the start, the next day's mails would leave as fast as they can while the provider frees the
+        day before's at the pace they were sent, and it would refuse them).
+        """
         with self.env.registry.cursor() as cr:
             cr.execute(
                 """WITH ended AS (
                         UPDATE smtp_invoicing_submission
                            SET recipients = CASE WHEN count > 0 THEN recipients * %(accepted)s / count ELSE 0 END,
-                               count = %(accepted)s, open_until = NULL
+                               count = %(accepted)s, open_until = NULL,
+                               taken_at = CASE WHEN %(accepted)s > 0 THEN %(now)s ELSE taken_at END
                          WHERE id = %(id)s
                      RETURNING mailbox_id)
                    UPDATE smtp_invoicing_mailbox SET smtp_invoicing_paused_since = NULL

@@ -10,8 +10,9 @@ class SmtpInvoicingSubmission(models.Model):
     A session takes its row before it connects (``smtp_invoicing.mailbox._smtp_invoicing_take_submission``),
     in a short transaction of its own under the mailbox's row lock: the mails it may submit
     (``count``) within the mailbox's daily and per-minute budgets, and a connection slot while
-    ``open_until`` is ahead. When the session ends, ``count`` becomes what the server accepted
-    and the slot is given back. A worker killed mid-session leaves its slot to expire at
+    ``open_until`` is ahead. When the session ends, ``count`` becomes what the server accepted,
+    counted from the session's end (``taken_at`` moves there: the provider accepted them by
+    then), and the slot is given back. A worker killed mid-session leaves its slot to expire at
     ``open_until``, and its count stands: a mail the server may have accepted is counted.
     """
 
