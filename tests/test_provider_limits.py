@@ -2,9 +2,10 @@
 replies read as a pause, the provider's own Sent copy, a sender Gmail would rewrite — against loopback
 stand-ins that answer as Gmail and Microsoft 365 document (tests/provider_servers.py)."""
 
-import time
 from datetime import timedelta
 from unittest.mock import patch
+
+from freezegun import freeze_time
 
 from odoo import fields
 from odoo.exceptions import ValidationError
@@ -110,28 +111,30 @@ class TestBudgets(ProviderCase):
         """Gmail counts each mail when it accepts it: the budget counts a session's mails from the session's
         end (at or after the last acceptance, after the first), never from its start, so that its rolling
         window never frees a mail before the provider's does."""
-        accepted_at = []
+        accepted_at, clock = [], []
 
-        def slow_filing(_content):  # Gmail files the mail, then answers 250
+        def filing_takes_a_while(_content):  # Gmail files the mail, then answers 250: 2 s pass, frozen
             accepted_at.append(fields.Datetime.now())
-            time.sleep(1.1)
+            clock[0].tick(timedelta(seconds=2))
 
-        gmail = self.stand_in(GmailStandIn, on_sent=slow_filing)
+        gmail = self.stand_in(GmailStandIn, on_sent=filing_takes_a_while)
         mailbox = self.provider_mailbox(gmail, "gmail")
         for invoice in self.invoices(2):
             self.template.send_mail(invoice.id)  # queued, then sent in one session
         started = fields.Datetime.now()
-        self.run_queue()
+        with freeze_time(started) as frozen:
+            clock.append(frozen)
+            self.run_queue()
         self.assertEqual(len(gmail.accepted), 2)
         session = self.env["smtp_invoicing.submission"].search([("mailbox_id", "=", mailbox.id)])
         self.assertEqual(session.mapped("count"), [2])
-        self.assertGreater(accepted_at[-1], started)
+        self.assertEqual(accepted_at, [started, started + timedelta(seconds=2)])
         self.assertGreaterEqual(session.taken_at, accepted_at[-1])
-        self.assertGreater(session.taken_at, accepted_at[0])
 
     def test_a_mailbox_with_a_daily_limit_sends_in_short_sessions(self):
         """A mailbox with a daily limit sends at most BUDGET_SESSION_MAILS mails per SMTP session (here lowered
-        to 2): 5 invoices leave in 3 sessions of 2, 2 and 1, each counted in the budget."""
+        to 2): 5 invoices leave in 3 sessions of 2, 2 and 1, each counted in the budget; with 3 a day, 7
+        invoices leave in sessions of 2 and 1 and the other 4 wait for the time the first session ages out."""
         gmail = self.stand_in(GmailStandIn)
         mailbox = self.provider_mailbox(gmail, "gmail")
         for invoice in self.invoices(5):
@@ -139,8 +142,23 @@ class TestBudgets(ProviderCase):
         with patch.object(mail_mail, "BUDGET_SESSION_MAILS", 2):
             self.run_queue()
         self.assertEqual(len(gmail.accepted), 5)
-        sessions = self.env["smtp_invoicing.submission"].search([("mailbox_id", "=", mailbox.id)], order="id")
+        Submission = self.env["smtp_invoicing.submission"]
+        sessions = Submission.search([("mailbox_id", "=", mailbox.id)], order="id")
         self.assertEqual(sessions.mapped("count"), [2, 2, 1])
+
+        sessions.sudo().unlink()  # a new day for the budget: the table is the queue's own
+        mailbox.smtp_invoicing_daily_limit = 3
+        invoices = self.invoices(7)
+        for invoice in invoices:
+            self.template.send_mail(invoice.id)
+        with patch.object(mail_mail, "BUDGET_SESSION_MAILS", 2):
+            self.run_queue()
+        self.assertEqual((len(gmail.accepted), gmail.refusals), (8, []))
+        sessions = Submission.search([("mailbox_id", "=", mailbox.id)], order="id")
+        self.assertEqual(sessions.mapped("count"), [2, 1])
+        waiting = self.mails(invoices).filtered(lambda mail: mail.state == "outgoing")
+        self.assertEqual(len(waiting), 4)
+        self.assertEqual(set(waiting.mapped("scheduled_date")), {sessions[0].taken_at + timedelta(hours=24)})
 
     def test_per_minute_rate_and_connection_cap_of_microsoft_365(self):
         """Microsoft 365's 3 connections are shared by every worker: with 3 sessions open elsewhere, a mail

@@ -219,20 +219,29 @@ class MailMail(models.Model):
             # a mailbox with a daily limit sends in short sessions (BUDGET_SESSION_MAILS), counted from their end
             size = BUDGET_SESSION_MAILS if mailbox.smtp_invoicing_daily_limit else len(core_batch_ids)
             for start in range(0, len(core_batch_ids), size):
-                yield from self._smtp_invoicing_session_within_limits(
+                held_back = yield from self._smtp_invoicing_session_within_limits(
                     mailbox, mail_server_id, alias_domain_id, smtp_from, core_batch_ids[start : start + size]
                 )
+                rest = core_batch_ids[start + size :]
+                if held_back and rest:  # the budget is spent: the rest waits as long, without asking again
+                    self.browse(rest).sudo()._smtp_invoicing_wait(mailbox, *held_back)
+                if held_back:
+                    break
 
     def _smtp_invoicing_session_within_limits(self, mailbox, mail_server_id, alias_domain_id, smtp_from, batch_ids):
-        """One SMTP session of ``mailbox`` for ``batch_ids``, within its budget (``_smtp_invoicing_within_limits``)."""
+        """One SMTP session of ``mailbox`` for ``batch_ids``, within its budget (``_smtp_invoicing_within_limits``).
+
+        Returns ``(when, why)`` when the budget held some of them back, else None.
+        """
         mails = self.browse(batch_ids).sudo()
         submission, allowed, when, why = mailbox._smtp_invoicing_take_submission(
             lambda mails=mails: [mail._smtp_invoicing_recipient_count() for mail in mails], count=len(mails)
         )
-        if allowed < len(mails):
+        held_back = (when, why) if allowed < len(mails) else None
+        if held_back:
             mails[allowed:]._smtp_invoicing_wait(mailbox, when, why)
         if not allowed:
-            return
+            return held_back
         sending = mails[:allowed]
         try:
             yield mail_server_id, alias_domain_id, smtp_from, sending.ids
@@ -244,6 +253,7 @@ class MailMail(models.Model):
             )
             mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
             self.env["account.move"]._smtp_invoicing_mark_sent()
+        return held_back
 
     def _smtp_invoicing_recipient_count(self):
         """Recipients of this mail as the provider counts them (To, Cc and the notified partners)."""
