@@ -280,7 +280,7 @@ def test_marking_invoices_sent_never_waits_for_a_row_another_session_holds():
         def batch_end():
             with data.registry.cursor() as cr:
                 cr.execute("SET LOCAL lock_timeout = '5s'")
-                api.Environment(cr, SUPERUSER_ID, {})["account.move"]._smtp_invoicing_mark_sent()
+                api.Environment(cr, SUPERUSER_ID, {})["account.move"]._smtp_invoicing_record_deliveries()
 
         try:
             with data.registry.cursor() as cr:
@@ -291,7 +291,7 @@ def test_marking_invoices_sent_never_waits_for_a_row_another_session_holds():
             move_ids = sorted(_committed_invoice(data.registry, data.mailbox_ids[0]) for _index in range(2))
             held, free = move_ids
             with data.registry.cursor() as cr:
-                # what the queue's per-mail statement leaves for the batch's end
+                # what sessions cut short left flagged for a later session's end
                 cr.execute(
                     "UPDATE account_move SET smtp_invoicing_sent_pending = TRUE WHERE id IN %s", [tuple(move_ids)]
                 )

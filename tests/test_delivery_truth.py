@@ -90,19 +90,55 @@ class TestDeliveryTruth(SmtpInvoicingCase):
         self.assertFalse(bounced.is_move_sent)
         self.assertEqual(bounced.smtp_invoicing_delivery_state, "failed")
 
-    def test_a_batch_cut_short_is_marked_sent_by_the_next_one(self):
-        """A worker killed after its mail was delivered and committed, before its batch's end: the invoice is
-        Delivered but not yet marked sent; the next queue batch, of any mailbox, marks it sent with its own."""
-        cut_short, next_one = self.invoice(), self.invoice()
-        # what the killed worker committed: its mail's bookkeeping, not the batch's end
-        cut_short._smtp_invoicing_mark_delivered(self.invoice_template, 0)
-        self.assertEqual(cut_short.smtp_invoicing_delivery_state, "sent")
-        self.assertFalse(cut_short.is_move_sent)
+    def test_a_session_cut_short_is_recorded_by_the_next_one_once_its_lease_is_past(self):
+        """A worker killed mid-session, after core committed its delivered mail and before the session's
+        end: once the session's lease is past, the next session's end marks that invoice Delivered and sent
+        with its own; a session still within its lease is left to its worker."""
+        cut_short, running, next_one = self.invoice(), self.invoice(), self.invoice()
+        Batch = self.env["smtp_invoicing.delivery.batch"]
+        sessions = []
+        for invoice in (cut_short, running):
+            self.invoice_template.send_mail(invoice.id)
+            # what each worker committed: its session's row and its mail, sent (core's bookkeeping)
+            mail = self.document_mails(invoice)
+            sessions.append(Batch.browse(Batch._smtp_invoicing_open(mail)[0]))
+            mail.state = "sent"
+        dead, alive = sessions
+        alive.sudo().lease_until = dead.lease_until + timedelta(minutes=10)  # opened ten minutes later
+        self.assertEqual((cut_short | running).mapped("smtp_invoicing_delivery_state"), ["queued", "queued"])
         self.invoice_template.send_mail(next_one.id)
         self.process_queue()
-        self.assertEqual(len(self.server.messages), 1)
+        self.assertEqual([message.rcpt_tos for message in self.server.messages], [[CUSTOMER]], "next_one only")
+        self.assertEqual((cut_short | next_one).mapped("smtp_invoicing_delivery_state"), ["queued", "sent"])
+        self.assertTrue(dead.exists(), "within its lease, the session may still be running")
+        with freeze_time(dead.lease_until + timedelta(seconds=1)):
+            self.invoice_template.send_mail(next_one.id)
+            self.process_queue()
+        self.assertEqual(len(self.server.messages), 2)
+        self.assertFalse(dead.exists())
+        self.assertEqual((cut_short | next_one).mapped("smtp_invoicing_delivery_state"), ["sent", "sent"])
         self.assertEqual((cut_short | next_one).mapped("is_move_sent"), [True, True])
         self.assertEqual((cut_short | next_one).mapped("smtp_invoicing_sent_pending"), [False, False])
+        self.assertTrue(alive.exists(), "opened later: its lease is not past yet")
+        self.assertEqual(running.smtp_invoicing_delivery_state, "queued")
+
+    def test_the_last_mail_of_an_invoice_in_a_session_says_where_it_stands(self):
+        """Two mails of one invoice in one session, the first accepted and the second refused for good: the
+        invoice is Not Delivered with the refusal's reason, and marked sent (one of its mails was accepted)."""
+        refused = "unknown@client.test"
+        self.server.rcpt_replies = {refused: (550, "5.1.1 No such user")}
+        invoice = self.invoice()
+        self.invoice_template.send_mail(invoice.id)
+        self.invoice_template.send_mail(invoice.id, email_values={"email_to": refused, "recipient_ids": []})
+        first, second = self.document_mails(invoice).sorted("id")
+        self.assertEqual(second.email_to, refused)
+        self.process_queue()
+        self.assertEqual([message.rcpt_tos for message in self.server.messages], [[CUSTOMER]])
+        self.assertEqual((first | second).exists().mapped("state"), ["exception"], "the first was deleted once sent")
+        self.assertEqual(invoice.smtp_invoicing_delivery_state, "failed")
+        self.assertIn("No such user", invoice.smtp_invoicing_mail_failure)
+        self.assertTrue(invoice.is_move_sent)
+        self.assertTrue(invoice.smtp_invoicing_delivered_at)
 
     def test_other_mails_of_the_invoice_never_change_its_delivery(self):
         """An activity notification of the invoice failing through Odoo's default routing leaves it Delivered."""

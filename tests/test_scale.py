@@ -175,40 +175,73 @@ class TestSendingOverhead(SmtpInvoicingCase):
         self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
         self.assertTrue(invoice.is_move_sent)
 
-    def test_a_delivered_invoice_mail_costs_one_query(self):
-        """The queue's bookkeeping of a delivered invoice mail is one query: the invoice is Delivered and
-        to be marked sent at the batch's end (is_move_sent is written once for the queue batch, not here),
-        and it tells whether older undelivered copies of the same email are still waiting."""
-        invoice = self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
-        template = self.env.ref("account.email_template_edi_invoice")
-        invoice._smtp_invoicing_set_delivery("queued", templates=template)
-        self.assertFalse(invoice.is_move_sent)
-        copies = self.env["mail.mail"].create(
+    def _invoice_mails(self, template, count):
+        """``count`` posted invoices, queued, each with its mail of ``template``."""
+        invoices = self.env["account.move"]
+        for _index in range(count):
+            invoices |= self.create_invoice("out_invoice", partner=self.partner_a, amounts=[100.0], post=True)
+        invoices._smtp_invoicing_set_delivery("queued", templates=template)
+        mails = self.env["mail.mail"].create(
             [
                 {
                     "model": "account.move",
                     "res_id": invoice.id,
-                    "subject": subject,
+                    "subject": "Invoice",
                     "email_to": "customer@client.test",
                     "smtp_invoicing_template_id": template.id,
                 }
-                for subject in ("older copy", "delivered copy")
+                for invoice in invoices
             ]
         )
-        older, delivered = copies
-        self.env.flush_all()
-        self.env.invalidate_all()
-        before = self.env.cr.sql_log_count
-        remaining = invoice._smtp_invoicing_mark_delivered(template, delivered.id)
-        self.assertEqual(self.env.cr.sql_log_count - before, 1)
-        self.assertTrue(remaining, "the older copy is still outgoing")
-        self.assertEqual(invoice.smtp_invoicing_delivery_state, "sent")
-        self.assertFalse(invoice.is_move_sent, "written for the whole queue batch")
-        self.assertTrue(invoice.smtp_invoicing_sent_pending, "kept for the batch's end")
-        self.assertTrue(invoice.smtp_invoicing_delivered_at)
-        self.assertFalse(invoice.smtp_invoicing_mail_failure)
-        older.state = "sent"
-        self.assertFalse(invoice._smtp_invoicing_mark_delivered(template, delivered.id), "no undelivered copy left")
+        return invoices, mails
+
+    def test_a_sessions_delivery_bookkeeping_costs_the_same_for_2_or_20_invoices(self):
+        """The queue's bookkeeping of the invoice mails of one SMTP session costs no query per mail: keeping
+        them when the session starts and recording them at its end (Delivered, and sent with one ORM write)
+        take as many queries for 20 invoices as for 2; the accepted ones are Delivered and sent, the refused
+        one is left as its attempt recorded it, and the session's row is gone."""
+        template = self.env.ref("account.email_template_edi_invoice")
+        Batch = self.env["smtp_invoicing.delivery.batch"]
+        costs = {}
+        for count in (3, 2, 20):  # the first one fills the caches (the reminder template's id, the ORM's)
+            invoices, mails = self._invoice_mails(template, count)
+            self.env.flush_all()
+            self.env.invalidate_all()
+            before = self.env.cr.sql_log_count
+            batch, documents = Batch._smtp_invoicing_open(mails)
+            opened = self.env.cr.sql_log_count - before
+            # what core leaves: all accepted, the last deleted once sent, but one refused
+            mails[:-2].write({"state": "sent"})
+            mails[-2].unlink()
+            mails[-1].write({"state": "exception"})
+            self.env.flush_all()
+            self.env.invalidate_all()
+            before = self.env.cr.sql_log_count
+            self.env["account.move"]._smtp_invoicing_record_deliveries(batch, documents)
+            costs[count] = (opened, self.env.cr.sql_log_count - before)
+            accepted, refused = invoices[:-1], invoices[-1]
+            self.assertEqual(set(accepted.mapped("smtp_invoicing_delivery_state")), {"sent"})
+            self.assertEqual(set(accepted.mapped("is_move_sent")), {True})
+            self.assertEqual(set(accepted.mapped("smtp_invoicing_sent_pending")), {False})
+            self.assertEqual(refused.smtp_invoicing_delivery_state, "queued")
+            self.assertFalse(refused.is_move_sent)
+            self.assertFalse(Batch.browse(batch).exists())
+        self.assertEqual(costs[2], costs[20])
+
+    def test_a_delivered_mail_cancels_its_older_undelivered_copies(self):
+        """Recording a session's delivered mail cancels the older copies of the same email to the same invoice
+        still waiting in the queue, so that they never leave as duplicates; newer ones are left alone."""
+        template = self.env.ref("account.email_template_edi_invoice")
+        invoices, mails = self._invoice_mails(template, 1)
+        older, delivered, newer = mails | mails.copy({"state": "outgoing"}) | mails.copy({"state": "outgoing"})
+        self.assertTrue(older.id < delivered.id < newer.id)
+        for mail in (older, delivered, newer):
+            mail.smtp_invoicing_template_id = template
+        batch, documents = self.env["smtp_invoicing.delivery.batch"]._smtp_invoicing_open(delivered)
+        delivered.state = "sent"
+        self.env["account.move"]._smtp_invoicing_record_deliveries(batch, documents)
+        self.assertEqual(invoices.smtp_invoicing_delivery_state, "sent")
+        self.assertEqual((older | delivered | newer).mapped("state"), ["cancel", "sent", "outgoing"])
 
     def test_bookkeeping_flip_stays_out_of_tracking_another_write_prepared(self):
         """Send & Print writes is_move_sent again on an invoice whose PDF exists, which prepares its

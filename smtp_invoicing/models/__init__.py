@@ -8,6 +8,7 @@ from . import smtp_invoicing_mailbox_oauth
 from . import smtp_invoicing_mailbox_send_window
 from . import smtp_invoicing_mailbox_budget
 from . import smtp_invoicing_submission
+from . import smtp_invoicing_delivery_batch
 from . import mail_mail
 from . import mail_template
 from . import mail_compose_message

@@ -1,3 +1,4 @@
+import json
 import logging
 from collections import defaultdict
 
@@ -110,103 +111,152 @@ class AccountMove(models.Model):
             if values and "is_move_sent" in values:
                 values["is_move_sent"] = move.is_move_sent
 
-    def _smtp_invoicing_mark_delivered(self, template, mail_id):
-        """The customer's server accepted the mail ``mail_id``: Delivered, and, for a sending template,
-        to be marked sent at the end of the queue batch (``_smtp_invoicing_mark_sent``). Return
-        whether older undelivered copies of the same email remain.
+    @api.model
+    def _smtp_invoicing_record_deliveries(self, batch_id=None, documents=()):
+        """The end of a mail queue session: Delivered, for the invoices whose mail the customer's server
+        accepted, and ``is_move_sent`` for those a sending template carried.
 
-        The mail queue calls this for every mail it delivers, so it costs one statement on the
-        module's own columns: the update and the look for older copies together (bench/send.py:
-        one query per mail over Odoo without the module). The ORM's bookkeeping is kept: pending
-        values of these fields are flushed first, the cache is invalidated and the fields that
-        depend on them are marked as modified, as ``write()`` does.
+        ``documents`` are the session's invoice mails, kept in ``batch_id`` while it sent them
+        (``smtp_invoicing.delivery.batch``); a mail was accepted when core marked it sent or
+        deleted it once sent. One statement records them, deletes the session's row and takes
+        the rows of sessions a killed worker left behind (their lease is past), whose mails are
+        recorded alike; where a session sent several mails of one invoice, the last one says
+        where it stands. The statement also returns the invoices to mark sent (these and those
+        a session cut short flagged, ``smtp_invoicing_sent_pending``), locked unless another
+        session holds them: never waited for, the next session's end marks them. They are
+        written through the ORM, once, so that other modules' ``write()`` see it; no tracking
+        line (the chatter already shows the mail), nothing touches the accounting. Older
+        undelivered copies of a delivered email are cancelled. The pending values of what the
+        statement reads are flushed by the queue before (``mail.mail``).
         """
-        self.ensure_one()
-        sending = self._smtp_invoicing_is_sending(template)
-        fnames = ["smtp_invoicing_delivery_state", "smtp_invoicing_mail_failure", "smtp_invoicing_delivered_at"]
-        if sending:
-            fnames.append("smtp_invoicing_sent_pending")
-        # is_move_sent is read (never written) by the statement
-        self.flush_recordset([*fnames, "is_move_sent"])
-        # what the look for older copies reads, as search() would flush it
-        self.env["mail.mail"].flush_model(["mail_message_id", "smtp_invoicing_template_id", "state"])
-        self.env["mail.message"].flush_model(["model", "res_id"])
-        self.modified(fnames, before=True)
+        moves = self.env["account.move"].sudo()  # the queue's bookkeeping, whatever user triggers it
+        attempts = ((batch_id, True), (None, False)) if batch_id else ((None, True),)
+        for own, recover in attempts:
+            try:
+                with self.env.cr.savepoint():
+                    rows = self._smtp_invoicing_mark_delivered(own, documents, recover)
+                    to_mark = moves.browse(move for kind, move, _template, _mail in rows if kind == "sent")
+                    if to_mark:
+                        to_mark.with_context(
+                            check_move_validity=False,
+                            skip_account_move_synchronization=True,
+                            skip_invoice_sync=True,
+                            tracking_disable=True,
+                        ).write({"is_move_sent": True, "smtp_invoicing_sent_pending": False})
+                break
+            except psycopg2.errors.SerializationFailure:
+                # a row changed by another session since this transaction began: the sessions' rows stay
+                # and are recorded later (another worker recovering this one's, or a later session's end)
+                _logger.info("Invoice deliveries of a mail queue session were changed by another session")
+        else:
+            return
+        for _kind, move, template, mail in (row for row in rows if row[0] == "older"):
+            moves.browse(move)._smtp_invoicing_cancel_older_copies(self.env["mail.template"].browse(template), mail)
+
+    @api.model
+    def _smtp_invoicing_mark_delivered(self, batch_id, documents, recover):
+        """The statement of ``_smtp_invoicing_record_deliveries``; returns its rows: ("sent", invoice) to
+        mark sent, ("older", invoice, template, mail) for the delivered mails with older undelivered
+        copies. The ORM's bookkeeping is kept: the cache of the fields it writes is invalidated and
+        the fields that depend on them are marked as modified, as ``write()`` does."""
+        fnames = [
+            "smtp_invoicing_delivery_state",
+            "smtp_invoicing_mail_failure",
+            "smtp_invoicing_delivered_at",
+            "smtp_invoicing_sent_pending",
+        ]
         self.env.cr.execute(
             SQL(
                 """
-                UPDATE account_move
-                   SET smtp_invoicing_delivery_state = 'sent',
-                       smtp_invoicing_mail_failure = NULL,
-                       smtp_invoicing_delivered_at = %(now)s,
-                       smtp_invoicing_sent_pending = (%(sending)s AND NOT COALESCE(is_move_sent, FALSE))
-                                                     OR COALESCE(smtp_invoicing_sent_pending, FALSE),
-                       write_uid = %(uid)s,
-                       write_date = %(write_date)s
-                 WHERE id = %(move)s
-             RETURNING EXISTS (
+                WITH forgotten AS (
+                    DELETE FROM smtp_invoicing_delivery_batch
+                     WHERE id IN (SELECT id FROM smtp_invoicing_delivery_batch
+                                   WHERE id = %(own)s OR (%(recover)s AND lease_until < %(now)s)
+                                   ORDER BY id
+                                     FOR UPDATE SKIP LOCKED)
+                 RETURNING documents
+                ), documents AS (
+                    SELECT document.*
+                      FROM jsonb_to_recordset(%(documents)s::jsonb)
+                           AS document(mail integer, move integer, template integer, sending boolean)
+                     UNION
+                    SELECT document.*
+                      FROM forgotten
+                     CROSS JOIN jsonb_to_recordset(forgotten.documents)
+                           AS document(mail integer, move integer, template integer, sending boolean)
+                ), mails AS (
+                    SELECT documents.*, (mail_mail.id IS NULL OR mail_mail.state = 'sent') AS accepted
+                      FROM documents
+                      LEFT JOIN mail_mail ON mail_mail.id = documents.mail
+                ), moves AS (
+                    SELECT move,
+                           (array_agg(accepted ORDER BY mail DESC))[1] AS last_accepted,
+                           bool_or(accepted AND sending) AS sending_accepted
+                      FROM mails
+                  GROUP BY move
+                    HAVING bool_or(accepted)
+                ), delivered AS (
+                    UPDATE account_move
+                       SET smtp_invoicing_delivery_state = CASE WHEN moves.last_accepted THEN 'sent'
+                                                                ELSE smtp_invoicing_delivery_state END,
+                           smtp_invoicing_mail_failure = CASE WHEN moves.last_accepted THEN NULL
+                                                              ELSE smtp_invoicing_mail_failure END,
+                           smtp_invoicing_delivered_at = %(now)s,
+                           smtp_invoicing_sent_pending = COALESCE(smtp_invoicing_sent_pending, FALSE)
+                                OR (moves.sending_accepted AND NOT COALESCE(is_move_sent, FALSE)),
+                           write_uid = %(uid)s,
+                           write_date = %(write_date)s
+                      FROM moves
+                     WHERE account_move.id = moves.move
+                 RETURNING account_move.id, account_move.smtp_invoicing_sent_pending
+                ), pending AS (
+                    SELECT id FROM account_move
+                     WHERE smtp_invoicing_sent_pending AND id NOT IN (SELECT move FROM moves)
+                     ORDER BY id
+                       FOR NO KEY UPDATE SKIP LOCKED
+                )
+                SELECT 'delivered', id, NULL::integer, NULL::integer
+                  FROM delivered
+                 WHERE NOT smtp_invoicing_sent_pending
+                 UNION ALL
+                SELECT 'sent', id, NULL, NULL FROM delivered WHERE smtp_invoicing_sent_pending
+                 UNION ALL
+                SELECT 'sent', id, NULL, NULL FROM pending
+                 UNION ALL
+                SELECT 'older', mails.move, mails.template, mails.mail
+                  FROM mails
+                 WHERE mails.accepted AND EXISTS (
                         SELECT 1
                           FROM mail_mail older
                           JOIN mail_message message ON message.id = older.mail_message_id
                          WHERE message.model = 'account.move'
-                           AND message.res_id = %(move)s
-                           AND older.smtp_invoicing_template_id = %(template)s
+                           AND message.res_id = mails.move
+                           AND older.smtp_invoicing_template_id = mails.template
                            AND older.state IN ('exception', 'outgoing')
-                           AND older.id < %(mail)s
+                           AND older.id < mails.mail
                        )
                 """,
+                own=batch_id,
+                recover=recover,
                 now=fields.Datetime.now(),
-                sending=sending,
+                documents=json.dumps(list(documents)),
                 uid=self.env.uid,
                 write_date=self.env.cr.now(),
-                move=self.id,
-                template=template.id,
-                mail=mail_id,
-            )
+            ),
+            log_exceptions=False,
         )
-        row = self.env.cr.fetchone()
-        self.invalidate_recordset([*fnames, "write_uid", "write_date"])
-        self.modified(fnames)
-        return bool(row and row[0])
-
-    @api.model
-    def _smtp_invoicing_mark_sent(self):
-        """``is_move_sent`` for the documents whose sending email the customer's server accepted
-        (``smtp_invoicing_sent_pending``).
-
-        Written through the ORM, once per queue batch (``mail.mail._smtp_invoicing_within_limits``),
-        so that other modules' ``write()`` see it; the documents of a batch cut short (a worker
-        killed before the batch's end) are found by the next one. Documents another session is
-        marking (or delivering) right now are left to it, never waited for. Nothing here touches
-        the accounting, and no tracking line is written (the chatter already shows the mail).
-        """
-        try:
-            with self.env.cr.savepoint():
-                self.env.cr.execute(
-                    "SELECT id FROM account_move WHERE smtp_invoicing_sent_pending"
-                    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
-                    log_exceptions=False,
-                )
-                # sudo: the queue's bookkeeping, whatever user triggers it
-                moves = self.env["account.move"].sudo().browse([row[0] for row in self.env.cr.fetchall()])
-                if moves:
-                    moves.with_context(
-                        check_move_validity=False,
-                        skip_account_move_synchronization=True,
-                        skip_invoice_sync=True,
-                        tracking_disable=True,
-                    ).write({"is_move_sent": True, "smtp_invoicing_sent_pending": False})
-        except psycopg2.errors.SerializationFailure:
-            # another session marked some of them since this transaction began: the next batch does the rest
-            _logger.info("Invoices to mark sent were changed by another session; left to the next queue batch")
+        rows = self.env.cr.fetchall()
+        delivered = self.browse({move for kind, move, _template, _mail in rows if kind != "older"})
+        self.invalidate_model([*fnames, "write_uid", "write_date"])
+        delivered.modified(fnames)
+        return rows
 
     def _smtp_invoicing_record_outcome(self, template, mail_id, outcome, reason, retries):
-        """Show on the document what became of its mail ``mail_id`` (called by the mail queue)."""
+        """Show on the document that its mail ``mail_id`` was not delivered (yet) (called by the mail
+        queue after each attempt; a delivery is recorded at the session's end,
+        ``_smtp_invoicing_record_deliveries``)."""
         self.ensure_one()
-        if outcome == "sent":
-            if self._smtp_invoicing_mark_delivered(template, mail_id):
-                self._smtp_invoicing_cancel_older_copies(template, mail_id)
-        elif outcome == "retry":
+        if outcome == "retry":
             self._smtp_invoicing_set_delivery(
                 "queued",
                 failure=_(

@@ -208,8 +208,8 @@ class MailMail(models.Model):
         that may leave now and a connection slot (``_smtp_invoicing_take_submission``); the
         others wait in the queue until the time they may leave. Once core has sent the batch
         (the generator is resumed for the next one, or closed), the session counts what the
-        server accepted and frees its slot, and the invoices whose sending email was accepted
-        are marked sent (``account.move._smtp_invoicing_mark_sent``), in one write.
+        server accepted and frees its slot, and the invoices whose mail was accepted are marked
+        Delivered, and sent, for the whole session (``account.move._smtp_invoicing_record_deliveries``).
         """
         for mail_server_id, alias_domain_id, smtp_from, core_batch_ids in batches:
             mailbox = mailboxes.get(mail_server_id)
@@ -243,6 +243,7 @@ class MailMail(models.Model):
         if not allowed:
             return held_back
         sending = mails[:allowed]
+        batch, documents = self.env["smtp_invoicing.delivery.batch"]._smtp_invoicing_open(sending)
         try:
             yield mail_server_id, alias_domain_id, smtp_from, sending.ids
         finally:
@@ -252,7 +253,7 @@ class MailMail(models.Model):
                 "SELECT COUNT(*) FROM mail_mail WHERE id IN %s AND state != 'sent'", [tuple(sending.ids)]
             )
             mailbox._smtp_invoicing_end_submission(submission, allowed - self.env.cr.fetchone()[0])
-            self.env["account.move"]._smtp_invoicing_mark_sent()
+            self.env["account.move"]._smtp_invoicing_record_deliveries(batch, documents)
         return held_back
 
     def _smtp_invoicing_recipient_count(self):
@@ -395,9 +396,10 @@ class MailMail(models.Model):
         for mail in retry:
             mail._smtp_invoicing_schedule_retry()
         for model, res_id, template, mail_id, outcome, reason, retries, mailbox in outcomes:
-            if model == "account.move" and outcome != "paused":
+            # a delivery is recorded for the whole session at its end (_smtp_invoicing_session_within_limits)
+            if model == "account.move" and outcome not in ("paused", "sent"):
                 # a reason is shown on the invoice in the mailbox readers' language, not the queue's
-                lang = self.env.lang if outcome == "sent" else mailbox._smtp_invoicing_reader_lang()
+                lang = mailbox._smtp_invoicing_reader_lang()
                 self.env["account.move"].with_context(lang=lang).browse(res_id)._smtp_invoicing_record_outcome(
                     template, mail_id, outcome, reason, retries
                 )
