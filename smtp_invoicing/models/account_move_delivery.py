@@ -130,7 +130,8 @@ class AccountMove(models.Model):
         statement reads are flushed by the queue before (``mail.mail``).
         """
         moves = self.env["account.move"].sudo()  # the queue's bookkeeping, whatever user triggers it
-        attempts = ((batch_id, True), (None, False)) if batch_id else ((None, True),)
+        # the rows of dead sessions and its own are deleted when it can; its own mails are recorded anyway
+        attempts = ((batch_id, True), (batch_id, False), (None, False)) if batch_id else ((None, True),)
         for own, recover in attempts:
             try:
                 with self.env.cr.savepoint():
