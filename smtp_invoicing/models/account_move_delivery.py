@@ -90,26 +90,21 @@ class AccountMove(models.Model):
                 groups[changed] |= move
         for changed, group in groups.items():
             group.write(dict(changed))
-        if sending:
-            moves._smtp_invoicing_keep_out_of_tracking()
 
-    def _smtp_invoicing_keep_out_of_tracking(self):
-        """The bookkeeping's flips of ``is_move_sent`` never become a tracking line.
+    def _mail_track(self, tracked_fields, initial_values):
+        """An invoice queued on an own mailbox: its ``is_move_sent`` follows the mail's delivery, not
+        the queuing, and the bookkeeping's flip is no change to show in the chatter.
 
-        Its own writes prepare no tracking (``tracking_disable``), but another write of the
-        same transaction may have prepared the tracking of these invoices (core's Send & Print
-        does): at commit, ``_track_finalize`` would compare ``is_move_sent`` with the value it
-        had then and post "Sent: yes → no" for every invoice queued (bench/send.py: a message
-        and a tracking value per invoice). The prepared initial value is brought up to date,
-        the other fields' tracking is left as it was.
+        Core's Send & Print writes ``is_move_sent`` (true) with the PDF, which prepares its
+        tracking; the bookkeeping sets it back until the customer's server accepts the mail
+        (``_smtp_invoicing_set_delivery``, its own writes prepare no tracking). At commit,
+        mail.thread calls this for each record whose tracked fields were written: without it,
+        an invoice whose PDF existed would get "Sent: yes → no" (bench/send.py: a message and a
+        tracking value per invoice). The other fields are tracked as usual.
         """
-        initial_values = self.env.cr.precommit.data.get(f"mail.tracking.{self._name}")
-        if not initial_values:
-            return
-        for move in self:
-            values = initial_values.get(move.id)
-            if values and "is_move_sent" in values:
-                values["is_move_sent"] = move.is_move_sent
+        if self.smtp_invoicing_delivery_state == "queued" and "is_move_sent" in initial_values:
+            initial_values = {name: value for name, value in initial_values.items() if name != "is_move_sent"}
+        return super()._mail_track(tracked_fields, initial_values)
 
     @api.model
     def _smtp_invoicing_record_deliveries(self, batch_id=None, documents=()):
