@@ -307,3 +307,46 @@ def test_marking_invoices_sent_never_waits_for_a_row_another_session_holds():
                 _remove_invoice(data.registry, move_id)
             data.cleanup()
             server.stop()
+
+
+def test_a_session_whose_row_another_worker_took_still_records_its_own_mails():
+    """A session that outlived its lease: another worker took its row after this session's transaction began
+    (the row can no longer be locked, PostgreSQL refuses it); the session's end still marks its delivered
+    invoice Delivered and sent, from the mails it holds."""
+    with Pki() as pki:
+        server = SmtpServer(mode="starttls", cert=pki.leaf(), users={LOGIN: PASSWORD})
+        server.start()
+        data = _Committed([server], pki)
+        move_id = None
+        try:
+            with data.registry.cursor() as cr:
+                cr.execute(
+                    "UPDATE smtp_invoicing_mailbox SET verification_state = 'verified' WHERE id = %s",
+                    [data.mailbox_ids[0]],
+                )
+            move_id = _committed_invoice(data.registry, data.mailbox_ids[0])
+            with data.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                template = env.ref("account.email_template_edi_invoice")
+                template.send_mail(move_id)
+                mail = env["mail.mail"].search([("model", "=", "account.move"), ("res_id", "=", move_id)])
+                assert mail.smtp_invoicing_template_id == template
+                batch, documents = env["smtp_invoicing.delivery.batch"]._smtp_invoicing_open(mail)
+                mail.unlink()  # sent, and deleted once sent, as core does
+            with data.registry.cursor() as session:
+                session.execute("SELECT 1")  # the session's transaction (and its snapshot) began
+                with data.registry.cursor() as other:
+                    other.execute("DELETE FROM smtp_invoicing_delivery_batch WHERE id = %s", [batch])
+                api.Environment(session, SUPERUSER_ID, {})["account.move"]._smtp_invoicing_record_deliveries(
+                    batch, documents
+                )
+            with data.registry.cursor() as cr:
+                cr.execute(
+                    "SELECT smtp_invoicing_delivery_state, is_move_sent FROM account_move WHERE id = %s", [move_id]
+                )
+                assert cr.fetchone() == ("sent", True)
+        finally:
+            if move_id:
+                _remove_invoice(data.registry, move_id)
+            data.cleanup()
+            server.stop()
