@@ -172,6 +172,21 @@ def _committed_invoice(registry, mailbox_id):
         return move.id
 
 
+def _mark_verified(data):
+    """The first mailbox of ``data`` is verified, committed (no verification run needed)."""
+    with data.registry.cursor() as cr:
+        cr.execute(
+            "UPDATE smtp_invoicing_mailbox SET verification_state = 'verified' WHERE id = %s", [data.mailbox_ids[0]]
+        )
+
+
+def _delivery(registry, move_id):
+    """(Email Delivery, is_move_sent) of the invoice ``move_id``, as committed."""
+    with registry.cursor() as cr:
+        cr.execute("SELECT smtp_invoicing_delivery_state, is_move_sent FROM account_move WHERE id = %s", [move_id])
+        return cr.fetchone()
+
+
 def _remove_invoice(registry, move_id):
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
@@ -246,11 +261,7 @@ def test_send_and_print_never_waits_for_a_verification_on_the_network():
             assert still_checking, f"Send & Print only finished after the verification ({took:.1f} s)"
             assert len(server.messages) == 1
             assert data.states() == {data.mailbox_ids[0]: "verified"}
-            with data.registry.cursor() as cr:
-                cr.execute(
-                    "SELECT smtp_invoicing_delivery_state, is_move_sent FROM account_move WHERE id = %s", [move_id]
-                )
-                assert cr.fetchone() == ("sent", True)
+            assert _delivery(data.registry, move_id) == ("sent", True)
         finally:
             if move_id:
                 _remove_invoice(data.registry, move_id)
@@ -283,11 +294,7 @@ def test_marking_invoices_sent_never_waits_for_a_row_another_session_holds():
                 api.Environment(cr, SUPERUSER_ID, {})["account.move"]._smtp_invoicing_record_deliveries()
 
         try:
-            with data.registry.cursor() as cr:
-                cr.execute(
-                    "UPDATE smtp_invoicing_mailbox SET verification_state = 'verified' WHERE id = %s",
-                    [data.mailbox_ids[0]],
-                )
+            _mark_verified(data)
             move_ids = sorted(_committed_invoice(data.registry, data.mailbox_ids[0]) for _index in range(2))
             held, free = move_ids
             with data.registry.cursor() as cr:
@@ -319,11 +326,7 @@ def test_a_session_whose_row_another_worker_took_still_records_its_own_mails():
         data = _Committed([server], pki)
         move_id = None
         try:
-            with data.registry.cursor() as cr:
-                cr.execute(
-                    "UPDATE smtp_invoicing_mailbox SET verification_state = 'verified' WHERE id = %s",
-                    [data.mailbox_ids[0]],
-                )
+            _mark_verified(data)
             move_id = _committed_invoice(data.registry, data.mailbox_ids[0])
             with data.registry.cursor() as cr:
                 env = api.Environment(cr, SUPERUSER_ID, {})
@@ -340,11 +343,7 @@ def test_a_session_whose_row_another_worker_took_still_records_its_own_mails():
                 api.Environment(session, SUPERUSER_ID, {})["account.move"]._smtp_invoicing_record_deliveries(
                     batch, documents
                 )
-            with data.registry.cursor() as cr:
-                cr.execute(
-                    "SELECT smtp_invoicing_delivery_state, is_move_sent FROM account_move WHERE id = %s", [move_id]
-                )
-                assert cr.fetchone() == ("sent", True)
+            assert _delivery(data.registry, move_id) == ("sent", True)
         finally:
             if move_id:
                 _remove_invoice(data.registry, move_id)

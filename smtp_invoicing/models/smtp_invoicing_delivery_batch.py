@@ -1,7 +1,6 @@
 import json
 
 from odoo import api, fields, models
-from odoo.tools import sql
 
 from .smtp_invoicing_mailbox_budget import SESSION_LEASE
 
@@ -27,32 +26,24 @@ class SmtpInvoicingDeliveryBatch(models.Model):
         help="The session's invoice mails: mail, invoice, template and whether the template sends the invoice "
         "itself (is_move_sent follows it).",
     )
+    # the end of every session looks for the rows of dead ones by their lease
     lease_until = fields.Datetime(
-        required=True, help="Past this time, the session is taken for dead and its mails are recorded by another."
+        required=True,
+        index=True,
+        help="Past this time, the session is taken for dead and its mails are recorded by another.",
     )
-
-    def init(self):
-        # the end of every session looks for the rows of dead ones: few rows, looked up by their lease
-        sql.create_index(
-            self.env.cr,
-            "smtp_invoicing_delivery_batch_lease_until_index",
-            self._table,
-            ["lease_until"],
-        )
 
     @api.model
     def _smtp_invoicing_open(self, mails):
         """Keep the invoice mails of a starting session (``mails``, in the queue's transaction): return
         the row's id (None when none of them carries an invoice) and the documents. One statement."""
-        reminder_id = self.env["ir.model.data"]._xmlid_to_res_id(
-            "smtp_invoicing.email_template_payment_reminder", raise_if_not_found=False
-        )
+        Move = self.env["account.move"]
         documents = [
             {
                 "mail": mail.id,
                 "move": mail.res_id,
                 "template": mail.smtp_invoicing_template_id.id,
-                "sending": mail.smtp_invoicing_template_id.id != reminder_id,
+                "sending": Move._smtp_invoicing_is_sending(mail.smtp_invoicing_template_id),
             }
             for mail in mails
             if mail.smtp_invoicing_template_id and mail.model == "account.move" and mail.res_id
