@@ -370,20 +370,25 @@ class MailMail(models.Model):
         retry = (failed - held - paused).filtered(
             lambda mail: temporary and mail.smtp_invoicing_retry_count < MAX_RETRIES
         )
-        documents = own.filtered("smtp_invoicing_template_id")
-        outcomes = [
-            (
-                mail.model,
-                mail.res_id,
-                mail.smtp_invoicing_template_id,
-                mail.id,
-                "held" if mail in held else "paused" if mail in paused else "retry" if mail in retry else mail.state,
-                mail.failure_reason,
-                mail.smtp_invoicing_retry_count,
-                mail.smtp_invoicing_mailbox_id,
+        # read before core's postprocess, which deletes the sent mails that auto-delete; a delivery
+        # is recorded for the whole session at its end (_smtp_invoicing_session_within_limits), a
+        # paused mail waits uncounted: only the other outcomes are shown on the invoice now
+        outcomes = []
+        for mail in own.filtered(lambda mail: mail.model == "account.move" and mail.smtp_invoicing_template_id):
+            if mail in paused or mail.state == "sent":
+                continue
+            outcome = "held" if mail in held else "retry" if mail in retry else mail.state
+            outcomes.append(
+                (
+                    mail.res_id,
+                    mail.smtp_invoicing_template_id,
+                    mail.id,
+                    outcome,
+                    mail.failure_reason,
+                    mail.smtp_invoicing_retry_count,
+                    mail.smtp_invoicing_mailbox_id,
+                )
             )
-            for mail in documents
-        ]
         result = super()._postprocess_sent_message(
             success_pids=success_pids, failure_reason=failure_reason, failure_type=failure_type
         )
@@ -395,14 +400,12 @@ class MailMail(models.Model):
             mine._smtp_invoicing_wait(mailbox, refusal.until, refusal.why)
         for mail in retry:
             mail._smtp_invoicing_schedule_retry()
-        for model, res_id, template, mail_id, outcome, reason, retries, mailbox in outcomes:
-            # a delivery is recorded for the whole session at its end (_smtp_invoicing_session_within_limits)
-            if model == "account.move" and outcome not in ("paused", "sent"):
-                # a reason is shown on the invoice in the mailbox readers' language, not the queue's
-                lang = mailbox._smtp_invoicing_reader_lang()
-                self.env["account.move"].with_context(lang=lang).browse(res_id)._smtp_invoicing_record_outcome(
-                    template, mail_id, outcome, reason, retries
-                )
+        for res_id, template, mail_id, outcome, reason, retries, mailbox in outcomes:
+            # a reason is shown on the invoice in the mailbox readers' language, not the queue's
+            lang = mailbox._smtp_invoicing_reader_lang()
+            self.env["account.move"].with_context(lang=lang).browse(res_id)._smtp_invoicing_record_outcome(
+                template, mail_id, outcome, reason, retries
+            )
         return result
 
     def _smtp_invoicing_refusal_in_hand(self):
