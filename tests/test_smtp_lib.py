@@ -404,3 +404,23 @@ def test_make_ssl_context_is_strict(pki):
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     with pytest.raises(ValueError):
         tls.make_ssl_context("not a certificate")
+
+
+def test_checks_starting_together_build_one_tls_context(pki):
+    """Checks that start at the same moment with a CA not yet cached share one TLS context: the
+    system's trusted certificates (about 20 ms each time) are loaded once, not in every thread."""
+    tls._cached_ssl_context.cache_clear()
+    start = threading.Barrier(20)
+    contexts = []
+
+    def check():
+        start.wait()
+        contexts.append(tls.shared_ssl_context(pki.ca_pem))
+
+    threads = [threading.Thread(target=check) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(contexts) == 20
+    assert len({id(context) for context in contexts}) == 1

@@ -11,6 +11,7 @@ for the rest.
 import functools
 import socket
 import ssl
+import threading
 import time
 
 from .presets import PRESETS
@@ -63,9 +64,17 @@ def _cached_ssl_context(ca_pem, period):
     return make_ssl_context(ca_pem)
 
 
+# Loading the system's trusted certificates takes about 20 ms and lets other threads run: a
+# verification run starting hundreds of checks at once would build a context in each of them
+# (seconds of CPU time on a small server) before the first one is cached.
+_CONTEXT_LOCK = threading.Lock()
+
+
 def shared_ssl_context(ca_pem):
-    """The :func:`make_ssl_context` of ``ca_pem``, shared by every connection for up to an hour."""
-    return _cached_ssl_context(ca_pem or None, int(time.monotonic() // _CONTEXT_LIFETIME))
+    """The :func:`make_ssl_context` of ``ca_pem``, shared by every connection for up to an hour:
+    built once, whatever the number of threads asking for it at the same time."""
+    with _CONTEXT_LOCK:
+        return _cached_ssl_context(ca_pem or None, int(time.monotonic() // _CONTEXT_LIFETIME))
 
 
 def scrub(text, secrets):
