@@ -15,9 +15,9 @@ package: SQL, SMTP I/O, MIME, rendering, ORM...), and the module's own share is 
 the call graph: the time of smtp_invoicing's functions minus what they hand back to core
 (their ``super()`` call: a core callee of the same name, or of the name of a module function
 that called them, which hands its ``super()`` down as a callable) and minus other
-smtp_invoicing functions (counted on their own). Queries a module function issues count as the module's,
-and so does the tracking of ``is_move_sent`` that core finalises at commit (the module's
-delivery bookkeeping is the only writer of a tracked field while mails are sent).
+smtp_invoicing functions (counted on their own). Queries a module function issues count as
+the module's, and so does the tracking of ``is_move_sent`` that core finalises at commit (the
+module's delivery bookkeeping is the only writer of a tracked field while mails are sent).
 """
 
 import cProfile
